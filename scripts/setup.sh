@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Idempotent setup for mail-lab on Debian 12 (run as root).
+#  1. installs the Debian packages the lab uses (named one by one, even those a
+#     given image already has: a minimal Debian lacks many of them);
+#  2. keeps the distribution's own service instances from starting (the lab runs
+#     its own daemons inside namespaces, with its own config);
+#  3. creates .venv with --system-site-packages, so Debian's mininet imports,
+#     and installs the project into it.
+# Re-running it is cheap: it skips what is already done.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+PACKAGES=(
+  mininet iproute2 bridge-utils iputils-ping procps psmisc ethtool
+  postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
+  bind9 bind9-utils bind9-dnsutils
+  kea-dhcp4-server isc-dhcp-client
+  tcpdump nftables openssl ca-certificates
+  python3 python3-venv python3-pip
+)
+SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+  log "must run as root (it installs Debian packages and builds network namespaces)"
+  exit 3
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Postfix asks how to configure itself: the lab writes its own config per node.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  echo "postfix postfix/mailname string mail-lab.invalid" | debconf-set-selections
+  # Keep the package scripts from starting the stock daemons in the root namespace.
+  made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  trap '[ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    "${missing[@]}" >/dev/null
+fi
+
+# The stock instances, if a previous install started any, would hold ports in the
+# root namespace; the lab never uses them.  Stop them by their own pid files.
+for pidf in /run/dovecot/master.pid /var/spool/postfix/pid/master.pid /run/named/named.pid \
+            /run/kea/kea-dhcp4.kea-dhcp4.pid; do
+  if [ -s "$pidf" ]; then
+    pid=$(tr -dc 0-9 < "$pidf")
+    if [ -n "$pid" ] && [ "$(readlink /proc/"$pid"/ns/net 2>/dev/null)" = "$(readlink /proc/1/ns/net)" ]; then
+      log "stopping stock daemon pid $pid ($pidf)"
+      kill "$pid" 2>/dev/null || true
+    fi
+  fi
+done
+
+venv="$here/.venv"
+stamp="$venv/.mail-lab-installed"
+if [ ! -x "$venv/bin/python" ]; then
+  log "creating $venv"
+  /usr/bin/python3 -m venv --system-site-packages "$venv"
+fi
+if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
+  log "installing the project into $venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$venv/bin/python" -m pip install -q -e "$here[test]"
+  touch "$stamp"
+fi
+"$venv/bin/python" -c 'import mininet.net, mininet.nodelib' || { log "mininet does not import in $venv"; exit 3; }
+log "ready"
