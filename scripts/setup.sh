@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
 PACKAGES=(
-  mininet iproute2 bridge-utils iputils-ping procps psmisc ethtool
+  mininet iproute2 bridge-utils net-tools iputils-ping procps psmisc ethtool
   postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
   bind9 bind9-utils bind9-dnsutils
   kea-dhcp4-server isc-dhcp-client

@@ -103,13 +103,18 @@ def _walk(node: yaml.Node, path: PathKey, loc: Located, problems: list[Problem],
                                         key_node.start_mark.column + 1, dotted(path),
                                         "YAML merge keys (<<) are not supported"))
                 continue
-            key = constructor.construct_object(key_node, deep=True)
+            # Keys are names: take a plain scalar's text as written, so YAML 1.1's
+            # booleans ('on', 'yes') and numbers stay the names the user typed.
+            if isinstance(key_node, yaml.ScalarNode):
+                key = key_node.value
+            else:
+                key = constructor.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int)):
                 problems.append(Problem(loc.file, key_node.start_mark.line + 1,
                                         key_node.start_mark.column + 1, dotted(path),
                                         f"a key must be a plain name, not {type(key).__name__}"))
                 continue
-            key = str(key) if not isinstance(key, bool) else str(key).lower()
+            key = str(key)
             if key in out:
                 first = loc.marks.get(path + (key,), (None, None))[0]
                 problems.append(Problem(loc.file, key_node.start_mark.line + 1,

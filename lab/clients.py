@@ -1,0 +1,224 @@
+"""Real protocol clients, run *inside* a lab host (``python -m lab.clients KIND JSON``).
+
+Each client prints one JSON object on stdout: what happened, at which protocol stage,
+with the server's codes and the TLS facts the client itself saw.  The harness decides
+pass or fail; these only report.  Name resolution goes through the host's own
+resolv.conf (bind-mounted over /etc/resolv.conf inside the host), so a broken DNS
+setup breaks these clients the way it would break a student's mail program.
+"""
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import imaplib
+import json
+import poplib
+import ssl
+import sys
+import time
+from email.message import EmailMessage
+from typing import Any
+
+
+def _tls_context(ca_file: str, keylog: str | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca_file)   # verification stays on
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if keylog:
+        ctx.keylog_filename = keylog
+    return ctx
+
+
+def _tls_facts(obj: Any) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    try:
+        cipher = obj.cipher()
+        cert = obj.getpeercert() or {}
+        return {"tls_version": obj.version(), "cipher": cipher[0] if cipher else None,
+                "peer_subject": dict(x[0] for x in cert.get("subject", ())).get("commonName"),
+                "peer_san": [v for k, v in cert.get("subjectAltName", ())]}
+    except Exception:  # noqa: BLE001 - facts are best effort
+        return {}
+
+
+async def _send(p: dict[str, Any]) -> dict[str, Any]:
+    import aiosmtplib
+
+    out: dict[str, Any] = {"ok": False, "stage": "connect"}
+    msg = EmailMessage()
+    msg["From"] = p["sender"]
+    msg["To"] = ", ".join(p["to"])
+    msg["Subject"] = p["subject"]
+    msg["Message-ID"] = p["message_id"]
+    msg["Date"] = email.utils.formatdate(localtime=False)
+    msg.set_content(p["body"])
+    ctx = _tls_context(p["ca_file"], p.get("keylog"))
+    implicit = p["tls"] == "implicit"
+    client = aiosmtplib.SMTP(hostname=p["server"], port=p["port"], use_tls=implicit, start_tls=False,
+                             tls_context=ctx, timeout=p.get("timeout", 20), local_hostname=p.get("helo"))
+    t0 = time.monotonic()
+    try:
+        resp = await client.connect()
+        out["banner"] = f"{resp.code} {resp.message}"
+        out["stage"] = "ehlo"
+        await client.ehlo()
+        out["ehlo_before_tls"] = sorted(client.esmtp_extensions)
+        out["auth_before_tls"] = sorted(client.server_auth_methods) if "auth" in client.esmtp_extensions else []
+        if p["tls"] == "starttls":
+            out["stage"] = "starttls"
+            await client.starttls()
+            out["stage"] = "ehlo"
+            await client.ehlo()
+        out["ehlo"] = sorted(client.esmtp_extensions)
+        out["auth_methods"] = sorted(client.server_auth_methods) if "auth" in client.esmtp_extensions else []
+        transport = client.transport
+        out.update(_tls_facts(transport.get_extra_info("ssl_object") if transport else None))
+        if p.get("login"):
+            out["stage"] = "auth"
+            await client.login(p["login"], p["password"])
+        out["stage"] = "mail"
+        code, text = await client.mail(p["sender"])
+        out["stage"] = "rcpt"
+        refused = {}
+        for rcpt in p["to"]:
+            try:
+                await client.rcpt(rcpt)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                refused[rcpt] = f"{exc.code} {exc.message}"
+        if refused:
+            out["refused"] = refused
+            first = next(iter(refused.values()))
+            out["code"] = int(first.split()[0])
+            out["error"] = first
+            await client.quit()
+            return out
+        out["stage"] = "data"
+        resp = await client.data(msg.as_bytes())
+        out["code"] = resp.code
+        out["reply"] = resp.message
+        out["queue_id"] = resp.message.rsplit(" ", 1)[-1] if "queued as" in resp.message else None
+        out["ok"] = True
+        out["stage"] = "done"
+        await client.quit()
+    except aiosmtplib.SMTPResponseException as exc:
+        out["code"] = exc.code
+        out["error"] = f"{exc.code} {exc.message}"
+    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        out["seconds"] = round(time.monotonic() - t0, 4)
+        if client.is_connected:
+            client.close()
+    return out
+
+
+def send(p: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(_send(p))
+
+
+def _summary(raw: bytes) -> dict[str, Any]:
+    m = email.message_from_bytes(raw, policy=email.policy.default)
+    body = m.get_body(preferencelist=("plain",))
+    return {"message_id": str(m.get("Message-ID", "")).strip(), "subject": str(m.get("Subject", "")),
+            "from": str(m.get("From", "")), "body": body.get_content() if body else "",
+            "received": len(m.get_all("Received", []) or [])}
+
+
+def fetch(p: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"ok": False, "stage": "connect", "messages": []}
+    ctx = _tls_context(p["ca_file"], p.get("keylog"))
+    proto = p["protocol"]
+    t0 = time.monotonic()
+    try:
+        if proto.startswith("imap"):
+            port = p.get("port") or (993 if proto == "imaps" else 143)
+            if proto == "imaps":
+                conn = imaplib.IMAP4_SSL(p["server"], port, ssl_context=ctx, timeout=p.get("timeout", 20))
+            else:
+                conn = imaplib.IMAP4(p["server"], port, timeout=p.get("timeout", 20))
+                out["stage"] = "starttls"
+                conn.starttls(ssl_context=ctx)
+            out["greeting"] = conn.welcome.decode(errors="replace")
+            out.update(_tls_facts(conn.sock if isinstance(conn.sock, ssl.SSLSocket) else None))
+            out["stage"] = "auth"
+            conn.login(p["login"], p["password"])
+            out["stage"] = "select"
+            conn.select("INBOX", readonly=True)
+            typ, data = conn.search(None, "ALL")
+            for num in data[0].split():
+                typ, parts = conn.fetch(num, "(RFC822)")
+                raw = next(x[1] for x in parts if isinstance(x, tuple))
+                out["messages"].append(_summary(raw))
+            conn.logout()
+        else:
+            port = p.get("port") or (995 if proto == "pop3s" else 110)
+            if proto == "pop3s":
+                conn = poplib.POP3_SSL(p["server"], port, context=ctx, timeout=p.get("timeout", 20))
+            else:
+                conn = poplib.POP3(p["server"], port, timeout=p.get("timeout", 20))
+                out["stage"] = "starttls"
+                conn.stls(context=ctx)
+            out["greeting"] = conn.getwelcome().decode(errors="replace")
+            out.update(_tls_facts(conn.sock if isinstance(conn.sock, ssl.SSLSocket) else None))
+            out["stage"] = "auth"
+            conn.user(p["login"])
+            conn.pass_(p["password"])
+            out["stage"] = "list"
+            count, _ = conn.stat()
+            for i in range(1, count + 1):
+                _, lines, _ = conn.retr(i)
+                out["messages"].append(_summary(b"\r\n".join(lines)))
+            conn.quit()
+        out["ok"] = True
+        out["stage"] = "done"
+    except (imaplib.IMAP4.error, poplib.error_proto) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    except (OSError, ssl.SSLError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    out["seconds"] = round(time.monotonic() - t0, 4)
+    return out
+
+
+def resolve(p: dict[str, Any]) -> dict[str, Any]:
+    import dns.exception
+    import dns.rcode
+    import dns.resolver
+
+    out: dict[str, Any] = {"ok": False}
+    res = dns.resolver.Resolver(configure=p.get("server") is None)
+    if p.get("server"):
+        res.nameservers = [p["server"]]
+    res.lifetime = 5
+    out["nameservers"] = [str(s) for s in res.nameservers]
+    t0 = time.monotonic()
+    try:
+        ans = res.resolve(p["query"], p["type"], search=True, raise_on_no_answer=False)
+        out["rcode"] = dns.rcode.to_text(ans.response.rcode())
+        out["answers"] = [r.to_text() for r in ans] if ans.rrset is not None else []
+        out["ok"] = True
+    except dns.resolver.NXDOMAIN:
+        out["rcode"] = "NXDOMAIN"
+        out["answers"] = []
+        out["ok"] = True
+    except dns.resolver.NoNameservers as exc:
+        out["rcode"] = "SERVFAIL"
+        out["error"] = str(exc)
+    except dns.exception.DNSException as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    out["seconds"] = round(time.monotonic() - t0, 4)
+    return out
+
+
+KINDS = {"send": send, "fetch": fetch, "dns": resolve}
+
+
+def main(argv: list[str]) -> int:
+    kind, payload = argv[0], json.loads(argv[1])
+    result = KINDS[kind](payload)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

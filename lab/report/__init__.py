@@ -1,0 +1,1 @@
+"""Run results as data, then renderers (JSON, JUnit XML)."""

@@ -1,0 +1,54 @@
+"""The result of one run, as plain data every renderer reads."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+
+
+@dataclass
+class StepResult:
+    index: int
+    kind: str
+    name: str
+    status: str = PASSED
+    duration: float = 0.0
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    scenario: str
+    scenario_file: str
+    topology: str
+    topology_file: str
+    started: str
+    prefix: str = ""
+    status: str = PASSED
+    duration: float = 0.0
+    error: str = ""
+    steps: list[StepResult] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    leases: list[dict[str, str]] = field(default_factory=list)
+    dns_records: list[dict[str, str]] = field(default_factory=list)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    artefacts: list[dict[str, str]] = field(default_factory=list)
+    teardown: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {PASSED: 0, FAILED: 0, ERROR: 0, SKIPPED: 0}
+        for s in self.steps:
+            out[s.status] = out.get(s.status, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["counts"] = self.counts
+        d["schema"] = "mail-lab/summary/v1"
+        return d

@@ -1,0 +1,1 @@
+"""Scenario steps: one registered function per action, and the runner."""

@@ -1,0 +1,113 @@
+"""Run a scenario: build the lab, execute its steps, collect, tear down, report."""
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from lab.errors import LabError
+from lab.model.scenario import Scenario
+from lab.report.results import ERROR, FAILED, PASSED, RunResult, StepResult
+from lab.report.writers import write_json, write_junit
+from lab.runtime.lab import Lab, Progress
+from lab.runtime.rundir import new_run_id
+from lab.scenario.steps import ACTIONS, Context
+from lab.services.base import command_version
+
+log = logging.getLogger(__name__)
+
+
+def environment() -> dict[str, str]:
+    return {
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postfix": command_version(["postconf", "-h", "mail_version"]),
+        "dovecot": command_version(["dovecot", "--version"]),
+        "bind": command_version(["named", "-v"]),
+        "kea": command_version(["kea-dhcp4", "-V"]),
+        "dhclient": command_version(["dhclient", "--version"]),
+        "mininet": command_version([sys.executable, "-c", "import mininet.net as m; print(m.VERSION)"]),
+    }
+
+
+def run_scenario(scn: Scenario, reports_root: Path, *, prefix: str | None = None,
+                 progress: Progress | None = None) -> tuple[RunResult, Path]:
+    """Run ``scn`` end to end; always tears down; returns the result and its report dir."""
+    say = progress or (lambda msg: None)
+    run_id = new_run_id()
+    report_dir = reports_root / run_id
+    report_dir.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    result = RunResult(run_id=run_id, scenario=scn.name, scenario_file=str(scn.path),
+                       topology=scn.topology.name, topology_file=str(scn.topology.path), started=started)
+    t0 = time.monotonic()
+    lab = Lab(scn.plan, prefix=prefix, run_id=run_id, progress=say)
+    ctx = Context(lab, run_id, report_dir)
+    interrupted: BaseException | None = None
+    try:
+        try:
+            lab.up()
+            result.prefix = lab.run.prefix if lab.run else ""
+            for step in scn.steps:
+                say(f"step {step.index:02d} {step.kind}: {step.name}")
+                sr = StepResult(step.index, step.kind, step.name, line=step.line)
+                ts = time.monotonic()
+                try:
+                    out = ACTIONS[step.kind](ctx, step.params)
+                    sr.status, sr.message, sr.details = out.status, out.message, out.details
+                except Exception as exc:  # the harness broke, not the lab
+                    sr.status, sr.message = ERROR, f"{type(exc).__name__}: {exc}"
+                    sr.details = {"traceback": traceback.format_exc()}
+                sr.duration = round(time.monotonic() - ts, 4)
+                result.steps.append(sr)
+                say(f"  {sr.status.upper()} {sr.message}")
+        except LabError as exc:
+            result.error = str(exc)
+        except Exception as exc:  # a harness bug: still tear down and report it
+            result.error = f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+        except KeyboardInterrupt as exc:
+            result.error = "interrupted"
+            interrupted = exc
+        finally:
+            try:
+                _gather(lab, result, report_dir)
+            except Exception as exc:  # never let reporting stop the teardown
+                log.warning("could not gather artefacts: %s", exc)
+            say("tearing down")
+            lab.down()
+    except KeyboardInterrupt as exc:  # a second Ctrl-C during teardown: finish it anyway
+        interrupted = exc
+        lab.down()
+    result.timings = {k: round(v, 4) for k, v in lab.timings.items()}
+    result.teardown = {"seconds": round(lab.timings.get("teardown", 0.0), 4), "problems": lab.teardown_problems}
+    result.messages = ctx.messages
+    result.duration = round(time.monotonic() - t0, 4)
+    counts = result.counts
+    if result.error:
+        result.status = ERROR
+    elif counts[FAILED] or counts[ERROR]:
+        result.status = FAILED
+    else:
+        result.status = PASSED
+    write_json(result, report_dir / "summary.json")
+    write_junit(result, report_dir / "junit.xml")
+    if interrupted is not None:
+        raise interrupted
+    return result, report_dir
+
+
+def _gather(lab: Lab, result: RunResult, report_dir: Path) -> None:
+    result.environment = environment()
+    for name, c in lab.dhclients.items():
+        try:
+            result.leases.append({"node": name, **c.lease()})
+        except Exception as exc:
+            result.leases.append({"node": name, "error": str(exc)})
+    for zone in lab.plan.zones:
+        for r in zone.records:
+            result.dns_records.append({"zone": zone.name, "server": zone.server, "owner": r.owner,
+                                       "type": r.type, "value": r.value})
+    result.artefacts = lab.collect(report_dir)

@@ -1,0 +1,1 @@
+"""One class per daemon: render its config, check it, start it, wait until it answers, stop it."""

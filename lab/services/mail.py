@@ -1,0 +1,224 @@
+"""The mail node: Postfix (MTA, submission) and Dovecot (IMAP, POP3, LMTP, SASL).
+
+Templates live in the repo's ``mailnode/`` folder, the artefact an instructor shows a
+class.  The node runs the daemons at their standard paths, made private to the node
+by Mininet bind mounts (see ``MAIL_PRIVATE_DIRS``), so ``postqueue`` and ``doveadm``
+work inside the node as on a real server.
+"""
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import grp
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.runtime.node import netns
+from lab.services.base import (MAILNODE, Service, command_version, process_alive, read_pid, render_template,
+                               stop_pid)
+
+#: (mount point inside the node, folder under the node's dir on the root side)
+MAIL_PRIVATE_DIRS = [
+    ("/etc/postfix", "etc-postfix"),
+    ("/var/spool/postfix", "spool-postfix"),
+    ("/var/lib/postfix", "lib-postfix"),
+    ("/etc/dovecot", "etc-dovecot"),
+    ("/var/lib/dovecot", "lib-dovecot"),
+    ("/var/mail", "mail"),
+    ("/var/log", "log"),
+]
+VMAIL_UID = VMAIL_GID = 8   # Debian's 'mail' user owns every Maildir
+TLS_DIR = "/etc/postfix/tls"
+
+
+def ssha512(password: str, salt: bytes | None = None) -> str:
+    """Dovecot's {SSHA512}: base64(sha512(password + salt) + salt)."""
+    salt = salt if salt is not None else secrets.token_bytes(8)
+    digest = hashlib.sha512(password.encode() + salt).digest()
+    return "{SSHA512}" + base64.b64encode(digest + salt).decode()
+
+
+def _mkdir(path: Path, uid: int = 0, gid: int = 0, mode: int = 0o755) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)
+    return path
+
+
+class Postfix(Service):
+    daemon = "postfix"
+
+    @staticmethod
+    def prepare_private_dirs(ndir: Path) -> list[Any]:
+        """Create the node's private folders with the owners Postfix and Dovecot expect."""
+        pf = pwd.getpwnam("postfix")
+        mail_gid = grp.getgrnam("mail").gr_gid
+        etc = _mkdir(ndir / "etc-postfix")
+        for f in ("dynamicmaps.cf", "postfix-files"):
+            shutil.copy2(f"/etc/postfix/{f}", etc / f)
+        for d in ("dynamicmaps.cf.d", "postfix-files.d"):
+            _mkdir(etc / d)
+        _mkdir(etc / "tls")
+        _mkdir(ndir / "spool-postfix")                  # `postfix check` builds the queue tree
+        _mkdir(ndir / "lib-postfix", pf.pw_uid, pf.pw_gid, 0o700)
+        _mkdir(ndir / "etc-dovecot")
+        _mkdir(ndir / "lib-dovecot", mode=0o750)
+        _mkdir(ndir / "mail", 0, mail_gid, 0o2775)
+        _mkdir(ndir / "mail" / "vhosts", VMAIL_UID, VMAIL_GID, 0o770)
+        _mkdir(ndir / "log")
+        return [(mount, str(ndir / sub)) for mount, sub in MAIL_PRIVATE_DIRS] + ["/run"]
+
+    @property
+    def host(self):  # type: ignore[no-untyped-def]
+        return self.dep.plan.mail[self.node.name]
+
+    def context(self) -> dict[str, Any]:
+        return {"hostname": self.host.hostname, "domains": self.host.domains, "address": self.node.ip,
+                "cert_file": f"{TLS_DIR}/server.crt", "key_file": f"{TLS_DIR}/server.key",
+                "ca_file": f"{TLS_DIR}/ca.crt", "vmail_uid": VMAIL_UID, "vmail_gid": VMAIL_GID,
+                "relay_retry": self.dep.fast_retry}
+
+    def render(self) -> None:
+        etc = self.node.dir / "etc-postfix"
+        ctx = self.context()
+        # certificates from the run's lab CA, for the host name and every hosted domain
+        cert = self.dep.ca.issue(self.host.hostname, self.host.domains, [self.node.ip or ""][: 1 if self.node.ip else 0],
+                                 self.node.dir / "pki")
+        shutil.copyfile(cert.cert, etc / "tls" / "server.crt")
+        shutil.copyfile(cert.key, etc / "tls" / "server.key")
+        os.chmod(etc / "tls" / "server.key", 0o600)
+        shutil.copyfile(self.dep.ca.ca_file, etc / "tls" / "ca.crt")
+        for name in ("main.cf", "master.cf"):
+            self.write(etc / name, render_template(MAILNODE / "postfix", f"{name}.j2", **ctx), f"/etc/postfix/{name}")
+        users = self.host.users
+        self.write(etc / "vmailbox", "".join(f"{u.address} {u.domain}/{u.name}/\n" for u in users),
+                   "/etc/postfix/vmailbox")
+        self.write(etc / "sender_login", "".join(f"{u.address} {u.address}\n" for u in users),
+                   "/etc/postfix/sender_login")
+
+    def check(self) -> None:
+        self.run_checked(["postfix", "check"], "postfix check")
+        r = self.node.run(["postconf", "-n"])
+        warnings = [line for line in r.stderr.splitlines() if "warning" in line]
+        if warnings:
+            raise self.fail("postconf reports warnings", extra="\n".join(warnings))
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        self.run_checked(["postfix", "start"], "postfix start", output=self.start_log())
+        self.pid = read_pid(self.node.dir / "spool-postfix" / "pid" / "master.pid", timeout=5)
+
+    def wait_ready(self, timeout: float) -> None:
+        def banner() -> bool:
+            with netns(self.node.pid):
+                s = socket.create_connection((self.node.ip, 25), timeout=1)
+            try:
+                s.settimeout(2)
+                return s.recv(512).startswith(b"220 ")
+            finally:
+                s.close()
+        self.poll(banner, timeout, "answer with an SMTP 220 banner on port 25")
+
+    def stop(self) -> None:
+        stop_pid(self.pid or read_pid(self.node.dir / "spool-postfix" / "pid" / "master.pid"))
+
+    def queue(self) -> list[dict[str, Any]]:
+        r = self.node.run(["postqueue", "-j"])
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def logs(self) -> list[Path]:
+        return [self.node.dir / "log" / "postfix.log"]
+
+    def version(self) -> str:
+        return command_version(["postconf", "-h", "mail_version"])
+
+
+class Dovecot(Service):
+    daemon = "dovecot"
+
+    @property
+    def host(self):  # type: ignore[no-untyped-def]
+        return self.dep.plan.mail[self.node.name]
+
+    def render(self) -> None:
+        ctx = Postfix(self.node, self.dep).context()
+        etc = self.node.dir / "etc-dovecot"
+        self.write(etc / "dovecot.conf", render_template(MAILNODE / "dovecot", "dovecot.conf.j2", **ctx),
+                   "/etc/dovecot/dovecot.conf")
+        lines = "".join(f"{u.address}:{ssha512(u.password)}:{VMAIL_UID}:{VMAIL_GID}::"
+                        f"/var/mail/vhosts/{u.domain}/{u.name}::\n" for u in self.host.users)
+        users = self.write(etc / "users", lines, "/etc/dovecot/users", mode=0o640)
+        os.chown(users, 0, grp.getgrnam("dovecot").gr_gid)
+
+    def check(self) -> None:
+        self.run_checked(["doveconf", "-n", "-c", "/etc/dovecot/dovecot.conf"], "doveconf -n")
+
+    @property
+    def pidfile(self) -> Path:
+        # /run is a tmpfs private to the node: reach it through the node's root
+        return Path(f"/proc/{self.node.pid}/root/run/dovecot/master.pid")
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        self.run_checked(["dovecot", "-c", "/etc/dovecot/dovecot.conf"], "starting dovecot",
+                         output=self.start_log())
+        self.pid = read_pid(self.pidfile, timeout=5)
+
+    def wait_ready(self, timeout: float) -> None:
+        spool = self.node.dir / "spool-postfix" / "private"
+        ctx = ssl.create_default_context(cafile=str(self.dep.ca.ca_file))
+
+        def answers() -> bool:
+            if not ((spool / "dovecot-lmtp").exists() and (spool / "auth").exists()):
+                return False
+            with netns(self.node.pid):
+                raw = socket.create_connection((self.node.ip, 993), timeout=1)
+            with ctx.wrap_socket(raw, server_hostname=self.host.hostname) as s:
+                s.settimeout(2)
+                return s.recv(512).startswith(b"* OK")
+        self.poll(answers, timeout, "greet on IMAPS 993 with its LMTP and auth sockets in place")
+
+    def stop(self) -> None:
+        stop_pid(self.pid or read_pid(self.pidfile))
+
+    def maildir(self, address: str) -> Path:
+        user, domain = address.split("@", 1)
+        return self.node.dir / "mail" / "vhosts" / domain / user / "Maildir"
+
+    def maildir_messages(self, address: str) -> list[dict[str, Any]]:
+        """Every message in the mailbox's INBOX (new/ and cur/), headers parsed."""
+        out = []
+        base = self.maildir(address)
+        for sub in ("new", "cur"):
+            d = base / sub
+            if not d.is_dir():
+                continue
+            for f in sorted(d.iterdir()):
+                try:
+                    with open(f, "rb") as fh:
+                        msg = email.message_from_binary_file(fh, policy=email.policy.compat32)
+                except OSError:
+                    continue   # moved between new/ and cur/ while we looked
+                headers = {k.lower(): str(v) for k, v in msg.items()}
+                out.append({"file": f"{sub}/{f.name}", "message_id": headers.get("message-id", "").strip(),
+                            "subject": headers.get("subject", ""), "headers": headers})
+        return out
+
+    def logs(self) -> list[Path]:
+        return [self.node.dir / "log" / "dovecot.log"]
+
+    def version(self) -> str:
+        return command_version(["dovecot", "--version"])
+
+
+__all__ = ["MAIL_PRIVATE_DIRS", "Postfix", "Dovecot", "ssha512", "process_alive"]
