@@ -64,14 +64,14 @@ async def _send(p: dict[str, Any]) -> dict[str, Any]:
         out["stage"] = "ehlo"
         await client.ehlo()
         out["ehlo_before_tls"] = sorted(client.esmtp_extensions)
-        out["auth_before_tls"] = sorted(client.server_auth_methods) if "auth" in client.esmtp_extensions else []
+        out["auth_before_tls"] = sorted(m.upper() for m in client.server_auth_methods) if "auth" in client.esmtp_extensions else []
         if p["tls"] == "starttls":
             out["stage"] = "starttls"
             await client.starttls()
             out["stage"] = "ehlo"
             await client.ehlo()
         out["ehlo"] = sorted(client.esmtp_extensions)
-        out["auth_methods"] = sorted(client.server_auth_methods) if "auth" in client.esmtp_extensions else []
+        out["auth_methods"] = sorted(m.upper() for m in client.server_auth_methods) if "auth" in client.esmtp_extensions else []
         transport = client.transport
         out.update(_tls_facts(transport.get_extra_info("ssl_object") if transport else None))
         if p.get("login"):

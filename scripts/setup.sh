@@ -59,7 +59,7 @@ for pidf in /run/dovecot/master.pid /var/spool/postfix/pid/master.pid /run/named
             /run/kea/kea-dhcp4.kea-dhcp4.pid; do
   if [ -s "$pidf" ]; then
     pid=$(tr -dc 0-9 < "$pidf")
-    if [ -n "$pid" ] && [ "$(readlink /proc/"$pid"/ns/net 2>/dev/null)" = "$(readlink /proc/1/ns/net)" ]; then
+    if [ -n "$pid" ] && [ "$(readlink /proc/"$pid"/ns/net 2>/dev/null)" = "$(readlink /proc/self/ns/net)" ]; then
       log "stopping stock daemon pid $pid ($pidf)"
       kill "$pid" 2>/dev/null || true
     fi

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from lab.runtime.node import kill_pids, pids_in_netns
 from lab.runtime.rundir import STATE_ROOT, claims, pid_alive
+
+RUN_RE = re.compile(re.escape(str(STATE_ROOT / "runs")) + r"/([0-9]{8}-[0-9]{6}-[0-9a-f]{4})")
 
 
 @dataclass
@@ -59,23 +62,43 @@ def _links() -> list[str]:
     return names
 
 
-def clean_prefix(prefix: str, state: str | None, report: CleanReport) -> None:
+def _mentions(pid: int, needle: str) -> bool:
+    """Does the process's mount table mention ``needle``?  Every lab host has the
+    run's resolv.conf (and the mail node its private dirs) bind-mounted from the
+    run's state dir, so this finds a host's daemons even after its shell died."""
+    try:
+        with open(f"/proc/{pid}/mountinfo") as f:
+            return needle in f.read()
+    except OSError:
+        return False
+
+
+def lab_processes(prefix: str, state: str | None) -> set[int]:
+    """Every process that belongs to the lab with this prefix and state dir."""
     me = os.getpid()
+    root_ns = os.readlink("/proc/self/ns/net")
     cmdlines = _cmdlines()
-    shells = [pid for pid, cmd in cmdlines.items() if f"mininet:{prefix}-" in cmd and pid != me]
-    victims: set[int] = set()
-    for shell in shells:
+    found = {pid for pid, cmd in cmdlines.items() if f"mininet:{prefix}-" in cmd or f"mininet:{prefix}b" in cmd}
+    if state:
+        run_key = "/runs/" + Path(state).name
+        found |= {pid for pid, cmd in cmdlines.items() if run_key in cmd or _mentions(pid, run_key)}
+    # everything sharing a network namespace with what we found (but never the root's)
+    namespaces = set()
+    for pid in found:
         try:
-            ns = os.readlink(f"/proc/{shell}/ns/net")
+            ns = os.readlink(f"/proc/{pid}/ns/net")
         except OSError:
             continue
-        if ns == os.readlink("/proc/1/ns/net"):
-            continue
-        victims.update(pids_in_netns(ns))
-    if state:
-        victims.update(pid for pid, cmd in cmdlines.items() if state in cmd and pid != me)
-    victims.update(shells)
-    victims.discard(me)
+        if ns != root_ns:
+            namespaces.add(ns)
+    for ns in namespaces:
+        found.update(pids_in_netns(ns))
+    found.discard(me)
+    return found
+
+
+def clean_prefix(prefix: str, state: str | None, report: CleanReport) -> None:
+    victims = lab_processes(prefix, state)
     kill_pids(sorted(victims), grace=1.0)
     report.killed.extend(sorted(victims))
     for name in _links():
@@ -97,17 +120,35 @@ def clean(force: bool = False) -> CleanReport:
             continue
         clean_prefix(info["prefix"], info.get("state"), report)
         shutil.rmtree(info["claim"], ignore_errors=True)
-    # state dirs whose claim is gone (a crash between claim release and rmtree)
+    # anything else of a run that no live lab owns: a crash after the claim was
+    # released, or a state dir removed while its daemons still ran
+    live_runs = {Path(c["state"]).name for c in claims() if c.get("state")}
+    orphans: dict[str, set[int]] = {}
+    for pid, cmd in _cmdlines().items():
+        if pid == os.getpid():
+            continue
+        text = cmd
+        try:
+            with open(f"/proc/{pid}/mountinfo") as f:
+                text += f.read()
+        except OSError:
+            pass
+        for run_id in set(RUN_RE.findall(text)):
+            if run_id not in live_runs:
+                orphans.setdefault(run_id, set()).add(pid)
     runs = STATE_ROOT / "runs"
-    live_states = {c.get("state") for c in claims()}
     if runs.is_dir():
         for d in runs.iterdir():
-            if str(d) not in live_states:
-                users = [pid for pid, cmd in _cmdlines().items() if str(d) in cmd and pid != os.getpid()]
-                kill_pids(users, grace=1.0)
-                report.killed.extend(users)
-                shutil.rmtree(d, ignore_errors=True)
-                report.dirs.append(str(d))
+            if d.name not in live_runs:
+                orphans.setdefault(d.name, set())
+    for run_id, pids in orphans.items():
+        victims = set(pids) | lab_processes("-none-", str(STATE_ROOT / "runs" / run_id))
+        kill_pids(sorted(victims), grace=1.0)
+        report.killed.extend(sorted(victims))
+        d = STATE_ROOT / "runs" / run_id
+        if d.exists():
+            shutil.rmtree(d, ignore_errors=True)
+            report.dirs.append(str(d))
     return report
 
 

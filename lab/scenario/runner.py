@@ -24,7 +24,7 @@ def environment() -> dict[str, str]:
     return {
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "postfix": command_version(["postconf", "-h", "mail_version"]),
+        "postfix": command_version(["postconf", "-d", "-h", "mail_version"]),
         "dovecot": command_version(["dovecot", "--version"]),
         "bind": command_version(["named", "-v"]),
         "kea": command_version(["kea-dhcp4", "-V"]),

@@ -140,7 +140,7 @@ class Postfix(Service):
         return [self.node.dir / "log" / "postfix.log"]
 
     def version(self) -> str:
-        return command_version(["postconf", "-h", "mail_version"])
+        return command_version(["postconf", "-d", "-h", "mail_version"])
 
 
 class Dovecot(Service):
