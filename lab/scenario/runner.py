@@ -29,7 +29,7 @@ def environment() -> dict[str, str]:
         "bind": command_version(["named", "-v"]),
         "kea": command_version(["kea-dhcp4", "-V"]),
         "dhclient": command_version(["dhclient", "--version"]),
-        "mininet": command_version([sys.executable, "-c", "import mininet.net as m; print(m.VERSION)"]),
+        "mininet": _mininet_version(),
     }
 
 
@@ -111,3 +111,11 @@ def _gather(lab: Lab, result: RunResult, report_dir: Path) -> None:
             result.dns_records.append({"zone": zone.name, "server": zone.server, "owner": r.owner,
                                        "type": r.type, "value": r.value})
     result.artefacts = lab.collect(report_dir)
+
+
+def _mininet_version() -> str:
+    try:
+        import mininet.net
+        return str(mininet.net.VERSION)
+    except ImportError:
+        return "unknown"
