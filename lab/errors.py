@@ -82,7 +82,7 @@ class ServiceError(BuildError):
         text = f"{node}: {daemon}: {message}"
         if log_tail.strip():
             indented = "\n".join("    " + line for line in log_tail.rstrip().splitlines())
-            text += f"\n  last lines of its log:\n{indented}"
+            text += f"\n  what it said (last lines of its output or log):\n{indented}"
         super().__init__(text, hint=hint)
         self.node = node
         self.daemon = daemon

@@ -178,3 +178,40 @@ def test_sigkill_then_lab_clean_removes_the_leftovers(tmp_path):
     assert footprint() == before
     r = subprocess.run([*LAB, "clean"], cwd=REPO, capture_output=True, text=True)
     assert r.stdout.startswith("nothing to clean"), r.stdout
+
+
+def test_a_broken_zone_is_caught_by_the_config_check_with_the_log(tmp_path, no_leaks, monkeypatch):
+    from lab.errors import ServiceError
+    from lab.model.plan import make_plan
+    from lab.model.topology import load_topology
+    from lab.runtime.lab import Lab
+    from lab.services.dns import Bind
+
+    real_render = Bind.render
+
+    def broken_render(self):
+        real_render(self)
+        zone = self.home / "db.projet.dz"
+        zone.write_text(zone.read_text() + "mail IN A 10.0.0.999\n")
+    monkeypatch.setattr(Bind, "render", broken_render)
+    lab = Lab(make_plan(load_topology(REPO / "topologies" / "star.yaml")))
+    try:
+        lab.up()
+        raise AssertionError("a broken zone must stop the build")
+    except ServiceError as exc:
+        text = str(exc)
+        assert text.startswith("dns: named: named-checkconf failed"), text
+        assert "10.0.0.999" in text or "bad dotted quad" in text, text
+        assert exc.exit_code == 4
+    finally:
+        lab.down()
+
+
+def test_two_labs_run_at_once_without_colliding(tmp_path, no_leaks):
+    procs = [subprocess.Popen([*LAB, "run", "--json", "--reports", str(tmp_path)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    assert [r["status"] for r in results] == ["passed", "passed"], results
+    assert results[0]["run_id"] != results[1]["run_id"]
+    prefixes = {json.loads((Path(r["report"]) / "summary.json").read_text())["prefix"] for r in results}
+    assert len(prefixes) == 2, prefixes

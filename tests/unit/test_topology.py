@@ -172,7 +172,7 @@ def test_gateway_inside_dhcp_pool_is_rejected(lan_variant: Callable[..., Path]) 
     ("    gateway: 10.0.0.1", "    gatway: 10.0.0.1", "subnets.lan.gatway", "did you mean 'gateway'?"),
     ("      pool: 10.0.0.100", "      pol: 10.0.0.100", "subnets.lan.dhcp.pol", "did you mean 'pool'?"),
     ("    dns: dns\n", "    dsn: dns\n", "domains.projet.dz.dsn", "did you mean 'dns'?"),
-])
+], ids=["node", "subnet", "dhcp", "mail-domain"])
 def test_unknown_key_in_named_entries_gets_a_hint(lan_variant: Callable[..., Path], old: str, new: str,
                                                   field: str, hint: str) -> None:
     with pytest.raises(InputError) as info:
