@@ -85,7 +85,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for f in args.files:
         try:
             doc = load_file(f)
-            kind = "scenario" if isinstance(doc.data, dict) and "steps" in doc.data else "topology"
+            is_map = isinstance(doc.data, dict)
+            kind = "scenario" if is_map and ("steps" in doc.data or "topology" in doc.data) else "topology"
             if kind == "scenario":
                 s = load_scenario(f)
                 print(f"{f}: valid scenario '{s.name}' ({len(s.steps)} steps, topology {s.topology.name})")

@@ -226,7 +226,10 @@ def _check_refs(steps: list[Step], plan: Plan, src: Located) -> list[Problem]:
         where = ("steps", st.index, st.kind)
         for key in ("on", "node"):
             ref = getattr(s, key, None)
-            if ref is not None and ref not in hosts:
+            if ref is not None and ref in nodes and ref not in hosts:
+                out.append(src.problem(where + (key,), f"'{ref}' is a {nodes[ref].role}: steps run on hosts",
+                                       "name a host, e.g. " + ", ".join(hosts[:3])))
+            elif ref is not None and ref not in hosts:
                 out.append(src.problem(where + (key,), f"unknown node '{ref}'", suggest(ref, hosts)))
         server = getattr(s, "server", None)
         if server is not None and plan.node_by_fqdn(server) is None and not _is_ip(server):

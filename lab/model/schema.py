@@ -26,8 +26,12 @@ def suggest(word: str, choices: list[str] | set[str] | tuple[str, ...]) -> str |
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Best effort: the field names (aliases) valid at ``loc``'s parent."""
     cls: Any = model
+    skip_next = False
     for part in loc[:-1]:
         if isinstance(part, int) or cls is None:
+            continue
+        if skip_next:          # the user's own name of a dict entry (a node, a subnet)
+            skip_next = False
             continue
         fields = getattr(cls, "model_fields", None)
         if not fields:
@@ -36,6 +40,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if f is None:
             return []
         ann = f.annotation
+        skip_next = getattr(ann, "__origin__", None) is dict or "dict[" in str(ann)
         cls = _model_in(ann)
     fields = getattr(cls, "model_fields", None) or {}
     return [v.alias or k for k, v in fields.items()]
@@ -84,6 +89,9 @@ def problems_from(exc: ValidationError, model: type[BaseModel], src: Located,
             msg = str(err["msg"]).removeprefix("Value error, ")
             if "\n  hint: " in msg:
                 msg, hint = msg.split("\n  hint: ", 1)
+        elif kind == "string_type" and isinstance(err.get("input"), bool):
+            msg = f"expected text, got {err.get('input')!r}"
+            hint = "YAML reads on/off/yes/no/true/false as booleans: put the value in quotes"
         else:
             msg = f"{err['msg']} (got {err.get('input')!r})" if "input" in err and not isinstance(err.get("input"), (dict, list)) else err["msg"]
         problems.append(src.problem(path, msg, hint))

@@ -181,6 +181,9 @@ def check(t: TopologyFile, src: Located) -> list[Problem]:
             out.append(p(("subnets", name, "gateway"), f"gateway {sub.gateway} is outside {sub.cidr}"))
         if sub.dhcp:
             lo, hi = sub.dhcp.bounds
+            if sub.gateway and lo <= ipaddress.IPv4Address(sub.gateway) <= hi:
+                out.append(p(("subnets", name, "gateway"), f"gateway {sub.gateway} is inside the DHCP pool {sub.dhcp.pool}",
+                             "a client could be leased the router's address: keep the gateway outside the pool"))
             if lo not in sub.network or hi not in sub.network or lo == sub.network.network_address \
                     or hi == sub.network.broadcast_address:
                 out.append(p(("subnets", name, "dhcp", "pool"),

@@ -65,13 +65,17 @@ def load_text(text: str, file: str) -> Located:
         line = mark.line + 1 if mark else None
         col = mark.column + 1 if mark else None
         what = exc.problem or str(exc)
-        raise InputError(problems=[Problem(file, line, col, "", f"YAML syntax error: {what}",
-                                           "check indentation and quoting around this place")])
+        hint = "check indentation and quoting around this place"
+        ctx = exc.context_mark
+        if exc.context and ctx is not None and mark is not None and ctx.line != mark.line:
+            hint = f"{exc.context} that starts at line {ctx.line + 1}, column {ctx.column + 1}: is it closed?"
+        raise InputError(problems=[Problem(file, line, col, "", f"YAML syntax error: {what}", hint)])
     except yaml.YAMLError as exc:  # pragma: no cover - non-marked errors are rare
         raise InputError(problems=[Problem(file, None, None, "", f"YAML error: {exc}")])
     loc = Located(file, None)
     problems: list[Problem] = []
-    if root is None:
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.value in ("", "~", "null")
+                        and root.tag == "tag:yaml.org,2002:null"):
         raise InputError(problems=[Problem(file, 1, 1, "", "the file is empty",
                                            "see the files in topologies/ and scenarios/ for examples")])
     constructor = _Constructor()

@@ -113,7 +113,7 @@ class TestRejected:
 
     def test_a_switch_cannot_run_a_step(self, scenario_file: Callable[[str], Path]) -> None:
         found = problems(scenario_file("  - dns: {on: s1, query: projet.dz}\n"))
-        assert found == ["steps[0].dns.on: unknown node 's1'"]
+        assert found == ["steps[0].dns.on: 's1' is a switch: steps run on hosts\n  hint: name a host, e.g. dns, dhcp, mail"]
 
     def test_unknown_server(self, scenario_file: Callable[[str], Path]) -> None:
         assert problems(scenario_file(
