@@ -59,17 +59,43 @@ class MailHost:
 
 
 @dataclass
+class IfacePlan:
+    name: str                      # eth0, eth1 ... inside the node
+    subnet: str
+    ip: str | None                 # None when DHCP
+    prefixlen: int
+    dhcp: bool
+    peer: str                      # the switch or node at the other end
+    link: int                      # index in the topology's links
+
+
+@dataclass(frozen=True)
+class Route:
+    to: str                        # CIDR or "default"
+    via: str
+
+
+@dataclass
 class NodePlan:
     name: str
     role: str
     fqdn: str
-    subnet: str | None             # None for switches' own entry
-    ip: str | None                 # None when DHCP
+    subnet: str | None             # the first interface's subnet (a switch's own subnet)
+    ip: str | None                 # the first static address; None when DHCP
     prefixlen: int | None
     gateway: str | None
     dns_servers: list[str]
     search: str
     dhcp: bool = False
+    interfaces: list[IfacePlan] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+
+    @property
+    def forwards(self) -> bool:
+        return self.role in ("router", "firewall")
+
+    def iface_on(self, subnet: str) -> IfacePlan | None:
+        return next((i for i in self.interfaces if i.subnet == subnet), None)
 
 
 @dataclass
@@ -79,6 +105,19 @@ class Plan:
     zones: list[Zone]
     scopes: list[DhcpScope]
     mail: dict[str, MailHost]
+
+    @property
+    def subnets(self) -> dict[str, ipaddress.IPv4Network]:
+        return {n: s.network for n, s in self.topology.subnets.items()}
+
+    def routers(self) -> list[NodePlan]:
+        return [n for n in self.nodes.values() if n.forwards]
+
+    def owner_of(self, ip: str) -> NodePlan | None:
+        for n in self.nodes.values():
+            if any(i.ip == ip for i in n.interfaces):
+                return n
+        return None
 
     def node_by_fqdn(self, name: str) -> NodePlan | None:
         name = name.rstrip(".")
@@ -106,20 +145,40 @@ def reverse_zone(cidr: str) -> str:
 def make_plan(topo: Topology) -> Plan:
     t = topo.data
     dns_nodes = [n for n, v in t.nodes.items() if v.role == "dns"]
+    ifaces = topo.interfaces
     nodes: dict[str, NodePlan] = {}
-    dns_ips = [str(t.nodes[n].address) for n in dns_nodes]
+
+    def primary(name: str) -> str | None:
+        return next((i.address for i in ifaces.get(name, []) if i.address), None)
+    dns_ips = [str(primary(n)) for n in dns_nodes]
+
+    def server_for(domain: str) -> str | None:
+        md = t.domains.get(domain)
+        if md and md.dns:
+            return md.dns
+        return dns_nodes[0] if len(dns_nodes) == 1 else None
+
+    def resolvers(domain: str) -> list[str]:
+        own = server_for(domain)
+        first = [str(primary(own))] if own else []
+        return first + [ip for ip in dns_ips if ip not in first]
+
     for name, node in t.nodes.items():
         domain = node.domain or t.domain
         if node.role == "switch":
             nodes[name] = NodePlan(name, "switch", f"{name}.{domain}", node.subnet, None, None, None, [], domain)
             continue
-        sub_name = topo.subnet_of(name)
-        sub = t.subnets[sub_name]
-        dhcp = node.address == "dhcp"
+        plans = [IfacePlan(i.name, i.subnet, i.address, topo.subnets[i.subnet].network.prefixlen, i.dhcp, i.peer, i.link)
+                 for i in ifaces[name]]
+        first = plans[0]
+        sub = topo.subnets[first.subnet]
+        forwards = node.role in ("router", "firewall")
         nodes[name] = NodePlan(
-            name=name, role=node.role, fqdn=f"{name}.{domain}", subnet=sub_name,
-            ip=None if dhcp else node.address, prefixlen=sub.network.prefixlen,
-            gateway=sub.gateway, dns_servers=list(dns_ips), search=domain, dhcp=dhcp)
+            name=name, role=node.role, fqdn=f"{name}.{domain}", subnet=first.subnet,
+            ip=next((i.ip for i in plans if i.ip), None), prefixlen=sub.network.prefixlen,
+            gateway=None if forwards else sub.gateway, dns_servers=resolvers(domain), search=domain,
+            dhcp=first.dhcp, interfaces=plans)
+    _static_routes(topo, nodes)
 
     # zones: every domain named by a node or a mail domain, served by its dns node
     zone_map: dict[str, Zone] = {}
@@ -152,31 +211,30 @@ def make_plan(topo: Topology) -> Plan:
             if mx.ip and not mx.fqdn.endswith("." + dom):
                 pass  # the MX host's A record lives in its own zone
     rev: dict[str, Zone] = {}
-    for sub_name, sub in t.subnets.items():
-        srvs = {server_for(n.fqdn.split(".", 1)[1]) for n in nodes.values() if n.subnet == sub_name and n.ip}
-        srvs.discard(None)
-        srv = sorted(s for s in srvs if s)[0] if srvs else (dns_nodes[0] if dns_nodes else None)
-        if srv is None:
+    for sub_name, sub in topo.subnets.items():
+        members = [(n, i) for n in nodes.values() for i in n.interfaces if i.subnet == sub_name and i.ip]
+        srvs = sorted({s for s in (server_for(n.fqdn.split(".", 1)[1]) for n, _ in members) if s})
+        srv = srvs[0] if srvs else (dns_nodes[0] if dns_nodes else None)
+        if srv is None or not members:
             continue
         zname = reverse_zone(sub.cidr)
         zone = rev.setdefault(zname, Zone(zname, srv, [Record("@", "NS", f"{nodes[srv].fqdn}.")]))
-        for n in nodes.values():
-            if n.subnet == sub_name and n.ip:
-                ip = ipaddress.IPv4Address(n.ip)
-                labels = str(ip).split(".")
-                depth = 4 - (len(zname.split(".")) - 2)
-                owner = ".".join(reversed(labels[-depth:]))
-                zone.records.append(Record(owner, "PTR", f"{n.fqdn}."))
+        depth = 4 - (len(zname.split(".")) - 2)
+        for n, i in members:
+            labels = str(i.ip).split(".")
+            owner = ".".join(reversed(labels[-depth:]))
+            zone.records.append(Record(owner, "PTR", f"{n.fqdn}."))
 
     scopes: list[DhcpScope] = []
     for sub_name, sub in t.subnets.items():
         if sub.dhcp is None:
             continue
         lo, hi = sub.dhcp.bounds
+        server = nodes[sub.dhcp.server]
         scopes.append(DhcpScope(
             server=sub.dhcp.server, subnet=sub_name, cidr=sub.cidr, pool_start=str(lo), pool_end=str(hi),
-            routers=[sub.gateway] if sub.gateway else [], dns_servers=list(dns_ips),
-            domain=t.domain, lease_time=sub.dhcp.lease_time))
+            routers=[sub.gateway] if sub.gateway else [], dns_servers=list(server.dns_servers),
+            domain=server.search, lease_time=sub.dhcp.lease_time))
 
     mail: dict[str, MailHost] = {}
     for dom, md in t.domains.items():
@@ -188,3 +246,52 @@ def make_plan(topo: Topology) -> Plan:
             mail[name] = MailHost(name, n.fqdn, [], [])
 
     return Plan(topo, nodes, list(zone_map.values()) + list(rev.values()), scopes, mail)
+
+
+def _static_routes(topo: Topology, nodes: dict[str, NodePlan]) -> None:
+    """Shortest-path static routes for every router to every subnet it does not join.
+
+    In 'static' mode these are installed; in 'ospf'/'rip' mode they are computed too,
+    as the expectation routers must converge to.  Hand-written routes replace the
+    derived ones of their router.
+    """
+    routing = topo.routing
+    routers = {n.name: n for n in nodes.values() if n.forwards}
+    # adjacency: router -> [(neighbour router, the neighbour's address on the shared subnet)]
+    on_subnet: dict[str, list[tuple[str, str]]] = {}
+    for r in routers.values():
+        for i in r.interfaces:
+            if i.ip:
+                on_subnet.setdefault(i.subnet, []).append((r.name, i.ip))
+    all_subnets = {name: str(s.network) for name, s in topo.subnets.items()}
+    for r in routers.values():
+        if r.name in routing.routes:
+            r.routes = [Route(x.to, x.via) for x in routing.routes[r.name]]
+            continue
+        if routing.mode == "static" and not routing.derive:
+            continue
+        own = {i.subnet for i in r.interfaces}
+        # BFS over routers; remember the first hop (neighbour address) for each reached router
+        first_hop: dict[str, str] = {}
+        queue = [r.name]
+        seen = {r.name}
+        while queue:
+            cur = queue.pop(0)
+            for i in routers[cur].interfaces:
+                for nb, nb_ip in on_subnet.get(i.subnet, []):
+                    if nb in seen:
+                        continue
+                    seen.add(nb)
+                    first_hop[nb] = first_hop.get(cur, nb_ip) if cur != r.name else nb_ip
+                    queue.append(nb)
+        order = {name: k for k, name in enumerate([r.name, *first_hop])}
+        routes = []
+        for sub_name, cidr in sorted(all_subnets.items()):
+            if sub_name in own:
+                continue
+            holders = [nb for nb, _ in on_subnet.get(sub_name, []) if nb in first_hop]
+            if not holders:
+                continue
+            best = min(holders, key=lambda h: order[h])
+            routes.append(Route(cidr, first_hop[best]))
+        r.routes = routes

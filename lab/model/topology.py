@@ -9,9 +9,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from lab.errors import InputError, Problem
 from lab.model.schema import Strict, hinted, parse, suggest
@@ -22,9 +23,10 @@ DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 USER_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 Role = Literal["host", "switch", "mail", "dns", "dhcp", "router", "firewall"]
-#: Roles this version can build; router and firewall are reserved for the routing labs.
-BUILDABLE_ROLES = ("host", "switch", "mail", "dns", "dhcp")
+BUILDABLE_ROLES = ("host", "switch", "mail", "dns", "dhcp", "router", "firewall")
 SERVICE_ROLES = ("mail", "dns", "dhcp")
+#: Roles that forward packets between their interfaces.
+ROUTING_ROLES = ("router", "firewall")
 
 
 def _ipv4(value: str, what: str) -> ipaddress.IPv4Address:
@@ -88,7 +90,11 @@ class Subnet(Strict):
 class Node(Strict):
     role: Role
     address: str | None = Field(None, description="an IPv4 address in the node's subnet, or 'dhcp'")
+    interfaces: dict[str, str] | None = Field(
+        None, description="routers and firewalls: the address on each subnet they join (subnet name: address)")
     subnet: str | None = Field(None, description="switches only: the subnet this switch carries")
+    hub: bool = Field(False, description="switches only: flood every frame to every port, like a hub or a bus")
+    stp: bool = Field(False, description="switches only: run the spanning tree protocol (for L2 rings)")
     domain: str | None = Field(None, description="DNS domain of this node's name (default: the topology's)")
     description: str | None = None
 
@@ -99,11 +105,32 @@ class Node(Strict):
             return v
         return str(_ipv4(v, "a static address"))
 
+    @field_validator("interfaces")
+    @classmethod
+    def _ifaces(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is None:
+            return v
+        return {k: str(_ipv4(a, "an interface address")) for k, a in v.items()}
+
 
 class Link(Strict):
     a: str
     b: str
+    subnet: str | None = Field(None, description="for a link without a switch: a subnet name or a CIDR like 10.255.0.0/30")
     bw: float | None = Field(None, gt=0, le=100000, description="bandwidth limit in Mbit/s (HTB)")
+    loss: float | None = Field(None, ge=0, le=100, description="packet loss in percent, each direction")
+    delay: str | None = Field(None, description="one-way delay, e.g. '20ms' (needs tc netem in the kernel)")
+    delay_optional: bool = Field(False, description="build even where the kernel cannot delay (say so, apply nothing)")
+    up: bool = Field(True, description="false: the link starts administratively down")
+
+    @field_validator("delay")
+    @classmethod
+    def _delay(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not re.fullmatch(r"\d+(\.\d+)?(us|ms|s)", str(v)):
+            raise ValueError(hinted(f"'{v}' is not a delay", "write it like 20ms"))
+        return str(v)
 
 
 class User(Strict):
@@ -116,6 +143,67 @@ class MailDomain(Strict):
     users: dict[str, User] = Field(default_factory=dict)
 
 
+class StaticRoute(Strict):
+    to: str = Field(description="destination network in CIDR form, or 'default'")
+    via: str = Field(description="next-hop address on a subnet the router joins")
+
+
+class Routing(Strict):
+    mode: Literal["static", "ospf", "rip"] = "static"
+    routes: dict[str, list[StaticRoute]] = Field(
+        default_factory=dict, description="static mode: routes by router; replaces the derived ones for that router")
+    derive: bool = Field(True, description="static mode: derive shortest-path routes for routers not listed")
+    hello: int = Field(1, ge=1, le=60, description="OSPF hello interval (s)")
+    dead: int = Field(4, ge=2, le=240, description="OSPF dead interval (s)")
+
+
+PORT_RE = re.compile(r"^(tcp|udp)/(\d{1,5})(-(\d{1,5}))?$|^(icmp|any)$")
+
+
+class Allow(Strict):
+    from_: str = Field(alias="from")
+    to: str
+    ports: list[str] = Field(default_factory=lambda: ["any"],
+                             description="tcp/25, udp/53, tcp/8000-8080, icmp, or any")
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, v: list[str]) -> list[str]:
+        for item in v:
+            m = PORT_RE.match(str(item))
+            if not m or (m.group(2) and not 1 <= int(m.group(2)) <= 65535):
+                raise ValueError(hinted(f"'{item}' is not a port", "write tcp/25, udp/53, icmp or any"))
+        return [str(x) for x in v]
+
+
+class Masquerade(Strict):
+    from_: str = Field(alias="from")
+    to: str
+
+
+class PortForward(Strict):
+    zone: str = Field(description="the zone where connections arrive (on the firewall's own address there)")
+    port: str = Field(description="tcp/25 or udp/53")
+    to: str = Field(description="the node that receives them")
+    to_port: int | None = Field(None, ge=1, le=65535)
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: str) -> str:
+        m = PORT_RE.match(str(v))
+        if not m or not m.group(1) or m.group(3):
+            raise ValueError(hinted(f"'{v}' is not a single port", "write tcp/25 or udp/53"))
+        return str(v)
+
+
+class FirewallPolicy(Strict):
+    zones: dict[str, list[str]] = Field(description="zone name: the subnets behind it")
+    allow: list[Allow] = Field(default_factory=list)
+    masquerade: list[Masquerade] = Field(default_factory=list)
+    forward: list[PortForward] = Field(default_factory=list)
+    icmp: bool = Field(True, description="let ping through wherever some traffic is allowed")
+
+
 class TopologyFile(Strict):
     name: str
     description: str | None = None
@@ -124,19 +212,44 @@ class TopologyFile(Strict):
     nodes: dict[str, Node]
     links: list[Link]
     domains: dict[str, MailDomain] = Field(default_factory=dict)
+    routing: Literal["static", "ospf", "rip"] | Routing = "static"
+    firewalls: dict[str, FirewallPolicy] = Field(default_factory=dict)
+
+
+@dataclass
+class Iface:
+    """One interface of a node: ``eth<N>`` on a subnet, with an address, a DHCP lease or none."""
+
+    node: str
+    name: str
+    subnet: str
+    address: str | None        # None: DHCP (hosts) or not yet known
+    dhcp: bool
+    link: int                  # index in links
+    peer: str                  # the node at the other end (a switch or a node)
 
 
 class Topology:
     """A validated topology plus where it came from."""
 
-    def __init__(self, data: TopologyFile, src: Located):
+    def __init__(self, data: TopologyFile, src: Located, subnets: dict[str, Subnet] | None = None,
+                 interfaces: dict[str, list[Iface]] | None = None):
         self.data = data
         self.src = src
         self.path = Path(src.file)
+        #: every subnet, including those written as a CIDR on a link
+        self.subnets: dict[str, Subnet] = subnets if subnets is not None else dict(data.subnets)
+        #: every non-switch node's interfaces, in link order
+        self.interfaces: dict[str, list[Iface]] = interfaces or {}
 
     @property
     def name(self) -> str:
         return self.data.name
+
+    @property
+    def routing(self) -> Routing:
+        r = self.data.routing
+        return Routing(mode=r) if isinstance(r, str) else r
 
     def switch_of(self, node: str) -> str:
         for link in self.data.links:
@@ -144,14 +257,15 @@ class Topology:
                 return link.b
             if link.b == node and self.data.nodes[link.a].role == "switch":
                 return link.a
-        raise KeyError(node)  # validation guarantees this does not happen
+        raise KeyError(node)
 
     def subnet_of(self, node: str) -> str:
+        """The subnet of a switch, or of a node's first interface."""
         n = self.data.nodes[node]
         if n.role == "switch":
             assert n.subnet is not None
             return n.subnet
-        return self.subnet_of(self.switch_of(node))
+        return self.interfaces[node][0].subnet
 
 
 def load_topology(path: str | Path) -> Topology:
@@ -159,20 +273,56 @@ def load_topology(path: str | Path) -> Topology:
     if not isinstance(src.data, dict):
         raise InputError(problems=[src.problem((), "a topology must be a mapping with name, domain, subnets, nodes, links")])
     data = parse(TopologyFile, src.data, src)
-    problems = check(data, src)
+    topo = Topology(data, src)
+    problems = check(data, src, topo)
     if problems:
         raise InputError(problems=problems)
-    return Topology(data, src)
+    return topo
 
 
-def check(t: TopologyFile, src: Located) -> list[Problem]:
-    """Cross-reference and address-plan checks that a schema cannot express."""
+def _link_subnet(t: TopologyFile, link: Link, i: int, subnets: dict[str, Subnet],
+                 p: Any, out: list[Problem]) -> str | None:
+    """The subnet of a link: its switch's, or the one named (or written as a CIDR) on it."""
+    na, nb = t.nodes[link.a], t.nodes[link.b]
+    if na.role == "switch" or nb.role == "switch":
+        if link.subnet is not None:
+            out.append(p(("links", i, "subnet"), "a link to a switch takes the switch's subnet",
+                         "remove 'subnet' from this link"))
+        sw = na if na.role == "switch" else nb
+        return sw.subnet
+    if link.subnet is None:
+        out.append(p(("links", i), f"'{link.a}' and '{link.b}' are linked without a switch: the link needs 'subnet'",
+                     "name a subnet, or write a CIDR like 10.255.0.0/30"))
+        return None
+    if link.subnet in subnets:
+        return link.subnet
+    if "/" in link.subnet:
+        try:
+            sub = Subnet(cidr=link.subnet)
+        except ValidationError as exc:
+            msg = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            msg, _, hint = msg.partition("\n  hint: ")
+            out.append(p(("links", i, "subnet"), msg, hint or None))
+            return None
+        name = f"{link.a}-{link.b}"
+        subnets[name] = sub
+        return name
+    out.append(p(("links", i, "subnet"), f"unknown subnet '{link.subnet}'",
+                 suggest(link.subnet, list(subnets)) or "name a subnet, or write a CIDR like 10.255.0.0/30"))
+    return None
+
+
+def check(t: TopologyFile, src: Located, topo: Topology | None = None) -> list[Problem]:
+    """Cross-reference and address-plan checks that a schema cannot express.
+
+    Fills ``topo.subnets`` and ``topo.interfaces`` when given.
+    """
     out: list[Problem] = []
     p = src.problem
     nodes = t.nodes
+    subnets: dict[str, Subnet] = dict(t.subnets)
     if not DOMAIN_RE.match(t.domain):
         out.append(p(("domain",), f"'{t.domain}' is not a DNS domain name", "lower case, e.g. projet.dz"))
-
     for name, sub in t.subnets.items():
         if not NAME_RE.match(name):
             out.append(p(("subnets", name), f"subnet name '{name}' is not a simple name",
@@ -195,26 +345,17 @@ def check(t: TopologyFile, src: Located) -> list[Problem]:
             elif srv.role != "dhcp":
                 out.append(p(("subnets", name, "dhcp", "server"),
                              f"node '{sub.dhcp.server}' has role '{srv.role}', not 'dhcp'"))
-    names = list(t.subnets)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            if t.subnets[a].network.overlaps(t.subnets[b].network):
-                out.append(p(("subnets", b, "cidr"),
-                             f"{t.subnets[b].cidr} overlaps subnet '{a}' ({t.subnets[a].cidr})",
-                             "give every subnet its own address range"))
 
     for name, node in nodes.items():
         where = ("nodes", name)
         if not NAME_RE.match(name):
             out.append(p(where, f"node name '{name}' is not a simple name",
                          "use 1-15 lower-case letters, digits or '-', starting with a letter"))
-        if node.role not in BUILDABLE_ROLES:
-            out.append(p(where + ("role",), f"role '{node.role}' cannot be built by this version yet",
-                         "use one of: " + ", ".join(BUILDABLE_ROLES)))
-            continue
         if node.role == "switch":
             if node.address is not None:
                 out.append(p(where + ("address",), "a switch has no address", "remove 'address'"))
+            if node.interfaces is not None:
+                out.append(p(where + ("interfaces",), "a switch has no addresses", "remove 'interfaces'"))
             if node.subnet is None:
                 out.append(p(where, "a switch needs 'subnet': the subnet it carries",
                              "one of: " + ", ".join(t.subnets) if t.subnets else None))
@@ -225,15 +366,27 @@ def check(t: TopologyFile, src: Located) -> list[Problem]:
             if node.subnet is not None:
                 out.append(p(where + ("subnet",), "only switches carry a subnet; a node takes the subnet of its switch",
                              "remove 'subnet' and link the node to a switch"))
-            if node.address is None:
-                out.append(p(where, "this node needs 'address': a static IPv4 address or 'dhcp'"))
+            for key in ("hub", "stp"):
+                if getattr(node, key):
+                    out.append(p(where + (key,), f"only switches have '{key}'", f"remove '{key}'"))
+            if node.interfaces is not None and node.role not in ROUTING_ROLES:
+                out.append(p(where + ("interfaces",), f"only routers and firewalls have several interfaces",
+                             "give this node one 'address'"))
+            elif node.interfaces is not None and node.address is not None:
+                out.append(p(where + ("address",), "give either 'address' or 'interfaces', not both"))
+            elif node.address is None and node.interfaces is None:
+                if node.role in ROUTING_ROLES:
+                    out.append(p(where, f"a {node.role} needs 'interfaces': its address on each subnet it joins",
+                                 "e.g. interfaces: {lan: 10.0.0.1, dmz: 10.0.1.1}"))
+                else:
+                    out.append(p(where, "this node needs 'address': a static IPv4 address or 'dhcp'"))
             elif node.address == "dhcp" and node.role != "host":
                 out.append(p(where + ("address",), f"a {node.role} server needs a static address",
                              "clients must be able to find it"))
         if node.domain is not None and not DOMAIN_RE.match(node.domain):
             out.append(p(where + ("domain",), f"'{node.domain}' is not a DNS domain name"))
 
-    degree: dict[str, list[int]] = {n: [] for n in nodes}
+    ifaces: dict[str, list[Iface]] = {n: [] for n, v in nodes.items() if v.role != "switch"}
     seen_pairs: dict[frozenset[str], int] = {}
     for i, link in enumerate(t.links):
         ok = True
@@ -253,71 +406,152 @@ def check(t: TopologyFile, src: Located) -> list[Problem]:
             continue
         seen_pairs[pair] = i
         ra, rb = nodes[link.a].role, nodes[link.b].role
-        if "switch" not in (ra, rb):
-            out.append(p(("links", i), f"'{link.a}' and '{link.b}' are both end nodes",
-                         "connect end nodes through a switch (router links come with the routing labs)"))
-            continue
         if ra == rb == "switch":
             sa, sb = nodes[link.a].subnet, nodes[link.b].subnet
             if sa != sb:
                 out.append(p(("links", i), f"switches '{link.a}' ({sa}) and '{link.b}' ({sb}) carry different subnets",
                              "only a router joins two subnets"))
-        degree[link.a].append(i)
-        degree[link.b].append(i)
-
-    for name, node in nodes.items():
-        if node.role == "switch" or node.role not in BUILDABLE_ROLES:
+            if link.loss or link.delay:
+                pass  # impairments on switch-to-switch links are applied on the bridge ports' peers
             continue
-        if not degree[name]:
-            out.append(p(("nodes", name), f"node '{name}' has no link", f"add a link from '{name}' to a switch"))
-        elif len(degree[name]) > 1:
-            out.append(p(("links", degree[name][1]), f"node '{name}' has more than one link",
-                         "a host has one interface in this version; multi-homed routers come with the routing labs"))
-    if out:
-        return out
+        sub = _link_subnet(t, link, i, subnets, p, out)
+        if sub is None:
+            continue
+        for end, other in ((link.a, link.b), (link.b, link.a)):
+            if nodes[end].role == "switch":
+                continue
+            ifaces[end].append(Iface(end, f"eth{len(ifaces[end])}", sub, None, False, i, other))
 
-    # the address plan, now that each node's subnet is known
-    topo = Topology(t, src)
-    owners: dict[str, str] = {}
+    names = list(subnets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if subnets[a].network.overlaps(subnets[b].network):
+                where_b = ("subnets", b, "cidr") if b in t.subnets else \
+                    ("links", next(j for j, lk in enumerate(t.links) if lk.subnet == subnets[b].cidr), "subnet")
+                out.append(p(where_b, f"{subnets[b].cidr} overlaps subnet '{a}' ({subnets[a].cidr})",
+                             "give every subnet its own address range"))
+
     for name, node in nodes.items():
         if node.role == "switch":
             continue
-        sub_name = topo.subnet_of(name)
-        sub = t.subnets[sub_name]
-        if node.address == "dhcp":
-            if sub.dhcp is None:
-                out.append(p(("nodes", name, "address"), f"subnet '{sub_name}' has no DHCP server",
-                             f"add subnets.{sub_name}.dhcp or give '{name}' a static address"))
+        mine = ifaces[name]
+        if not mine:
+            if not any(name in (lk.a, lk.b) for lk in t.links):
+                out.append(p(("nodes", name), f"node '{name}' has no link", f"add a link from '{name}' to a switch"))
             continue
-        assert node.address is not None
-        ip = ipaddress.IPv4Address(node.address)
-        if ip not in sub.network:
-            out.append(p(("nodes", name, "address"), f"{ip} is not in subnet '{sub_name}' ({sub.cidr})",
-                         f"'{name}' is linked to switch '{topo.switch_of(name)}'"))
+        if len(mine) > 1 and node.role not in ROUTING_ROLES:
+            out.append(p(("links", mine[1].link), f"node '{name}' has more than one link",
+                         "only routers and firewalls have several interfaces: use role router"))
             continue
-        if ip in (sub.network.network_address, sub.network.broadcast_address):
-            out.append(p(("nodes", name, "address"), f"{ip} is the network or broadcast address of {sub.cidr}"))
+        if len(mine) > 1 and node.interfaces is None:
+            out.append(p(("nodes", name, "address") if node.address else ("nodes", name),
+                         f"'{name}' joins {len(mine)} subnets: it needs an address on each",
+                         "replace 'address' with interfaces: {" + ", ".join(f"{i.subnet}: ..." for i in mine) + "}"))
             continue
-        if sub.gateway and str(ip) == sub.gateway:
-            out.append(p(("nodes", name, "address"), f"{ip} is the gateway of subnet '{sub_name}'"))
+        seen_sub: dict[str, int] = {}
+        for itf in mine:
+            if itf.subnet in seen_sub:
+                out.append(p(("links", itf.link), f"'{name}' is linked twice to subnet '{itf.subnet}'",
+                             f"links[{seen_sub[itf.subnet]}] already joins it"))
+            seen_sub[itf.subnet] = itf.link
+        if node.interfaces is not None:
+            for sub_name in node.interfaces:
+                if sub_name not in seen_sub:
+                    out.append(p(("nodes", name, "interfaces", sub_name),
+                                 f"'{name}' has no link to subnet '{sub_name}'" if sub_name in subnets
+                                 else f"unknown subnet '{sub_name}'",
+                                 suggest(sub_name, list(seen_sub)) or "link it to a switch of that subnet"))
+    if out:
+        return out
+
+    # the address plan, now that each interface's subnet is known
+    owners: dict[str, str] = {}
+    auto: list[Iface] = []
+    for name, node in nodes.items():
+        if node.role == "switch":
             continue
-        if sub.dhcp:
-            lo, hi = sub.dhcp.bounds
-            if lo <= ip <= hi:
-                out.append(p(("nodes", name, "address"), f"{ip} is inside the DHCP pool {sub.dhcp.pool}",
-                             "static addresses must stay outside the pool"))
+        for itf in ifaces[name]:
+            sub = subnets[itf.subnet]
+            here = ("nodes", name, "interfaces", itf.subnet) if node.interfaces is not None else ("nodes", name, "address")
+            if node.interfaces is not None:
+                addr = node.interfaces.get(itf.subnet)
+                if addr is None:
+                    if itf.subnet in t.subnets:
+                        out.append(p(("nodes", name, "interfaces"), f"no address for '{name}' on subnet '{itf.subnet}'",
+                                     f"add {itf.subnet}: <an address in {sub.cidr}>"))
+                    else:
+                        auto.append(itf)
+                    continue
+            else:
+                addr = node.address
+            if addr == "dhcp":
+                itf.dhcp = True
+                if sub.dhcp is None:
+                    out.append(p(here, f"subnet '{itf.subnet}' has no DHCP server",
+                                 f"add subnets.{itf.subnet}.dhcp or give '{name}' a static address"))
                 continue
-        if str(ip) in owners:
-            out.append(p(("nodes", name, "address"), f"{ip} is already the address of '{owners[str(ip)]}'",
-                         "every node needs its own address"))
+            assert addr is not None
+            ip = ipaddress.IPv4Address(addr)
+            if ip not in sub.network:
+                hint = f"'{name}' is linked to switch '{itf.peer}'" if nodes[itf.peer].role == "switch" \
+                    else f"links[{itf.link}] joins it to subnet {sub.cidr}"
+                out.append(p(here, f"{ip} is not in subnet '{itf.subnet}' ({sub.cidr})", hint))
+                continue
+            if ip in (sub.network.network_address, sub.network.broadcast_address):
+                out.append(p(here, f"{ip} is the network or broadcast address of {sub.cidr}"))
+                continue
+            if sub.gateway and str(ip) == sub.gateway and node.role not in ROUTING_ROLES:
+                out.append(p(here, f"{ip} is the gateway of subnet '{itf.subnet}'"))
+                continue
+            if sub.dhcp:
+                lo, hi = sub.dhcp.bounds
+                if lo <= ip <= hi:
+                    out.append(p(here, f"{ip} is inside the DHCP pool {sub.dhcp.pool}",
+                                 "static addresses must stay outside the pool"))
+                    continue
+            if str(ip) in owners:
+                out.append(p(here, f"{ip} is already the address of '{owners[str(ip)]}'",
+                             "every node needs its own address"))
+                continue
+            owners[str(ip)] = name
+            itf.address = str(ip)
+    # point-to-point links written as a CIDR: number the ends from the bottom of the range
+    for itf in auto:
+        sub = subnets[itf.subnet]
+        free = (str(h) for h in sub.network.hosts() if str(h) not in owners)
+        addr = next(free, None)
+        if addr is None:
+            out.append(p(("links", itf.link, "subnet"), f"{sub.cidr} has no free address left for '{itf.node}'"))
             continue
-        owners[str(ip)] = name
+        owners[addr] = itf.node
+        itf.address = addr
+
     for sub_name, sub in t.subnets.items():
         if sub.dhcp and sub.dhcp.server in nodes and nodes[sub.dhcp.server].role == "dhcp":
-            if topo.subnet_of(sub.dhcp.server) != sub_name:
+            if ifaces[sub.dhcp.server][0].subnet != sub_name:
                 out.append(p(("subnets", sub_name, "dhcp", "server"),
                              f"DHCP server '{sub.dhcp.server}' is not on subnet '{sub_name}'",
                              "this version has no DHCP relay: put the server on the subnet it serves"))
+    # a gateway must be a router's address on that subnet, once the topology has routers
+    routers_on: dict[str, dict[str, str]] = {}
+    for name, node in nodes.items():
+        if node.role in ROUTING_ROLES:
+            for itf in ifaces[name]:
+                if itf.address:
+                    routers_on.setdefault(itf.subnet, {})[itf.address] = name
+    if routers_on:
+        for sub_name, sub in t.subnets.items():
+            if sub.gateway and sub.gateway not in routers_on.get(sub_name, {}):
+                here = routers_on.get(sub_name)
+                out.append(p(("subnets", sub_name, "gateway"),
+                             f"gateway {sub.gateway} is not the address of a router on subnet '{sub_name}'",
+                             ("routers here: " + ", ".join(f"{n} {a}" for a, n in here.items())) if here
+                             else "link a router to this subnet, or remove 'gateway'"))
+    if topo is not None:
+        topo.subnets = subnets
+        topo.interfaces = ifaces
+    if out:
+        return out
 
     for dom, md in t.domains.items():
         where = ("domains", dom)
@@ -335,6 +569,86 @@ def check(t: TopologyFile, src: Located) -> list[Problem]:
             if not USER_RE.match(user):
                 out.append(p(where + ("users", user), f"'{user}' is not a valid mailbox name",
                              "lower-case letters, digits, '.', '_' or '-'"))
-    if t.domain not in t.domains and any(n.role == "dns" for n in nodes.values()):
-        pass  # a DNS server may serve only the host names of the default domain
+    out.extend(_check_routing(t, ifaces, subnets, src))
+    out.extend(_check_firewalls(t, ifaces, subnets, src))
+    return out
+
+
+def _check_routing(t: TopologyFile, ifaces: dict[str, list[Iface]], subnets: dict[str, Subnet],
+                   src: Located) -> list[Problem]:
+    out: list[Problem] = []
+    r = t.routing
+    if isinstance(r, str):
+        return out
+    for router, routes in r.routes.items():
+        where = ("routing", "routes", router)
+        node = t.nodes.get(router)
+        if node is None or node.role not in ROUTING_ROLES:
+            out.append(src.problem(where, f"'{router}' is not a router" if node else f"unknown node '{router}'",
+                                   suggest(router, [n for n, v in t.nodes.items() if v.role in ROUTING_ROLES])))
+            continue
+        if r.mode != "static":
+            out.append(src.problem(where, f"static routes are listed but routing mode is '{r.mode}'",
+                                   "set mode: static, or remove routes"))
+        mine = [subnets[i.subnet].network for i in ifaces[router]]
+        for j, route in enumerate(routes):
+            if route.to != "default":
+                try:
+                    ipaddress.IPv4Network(route.to)
+                except ValueError:
+                    out.append(src.problem(where + (j, "to"), f"'{route.to}' is not a network in CIDR form"))
+            try:
+                via = ipaddress.IPv4Address(route.via)
+            except ValueError:
+                out.append(src.problem(where + (j, "via"), f"'{route.via}' is not an IPv4 address"))
+                continue
+            if not any(via in net for net in mine):
+                out.append(src.problem(where + (j, "via"), f"{via} is not on a subnet '{router}' joins",
+                                       "a next hop must be a neighbour: " + ", ".join(map(str, mine))))
+    return out
+
+
+def _check_firewalls(t: TopologyFile, ifaces: dict[str, list[Iface]], subnets: dict[str, Subnet],
+                     src: Located) -> list[Problem]:
+    out: list[Problem] = []
+    for fw, pol in t.firewalls.items():
+        where = ("firewalls", fw)
+        node = t.nodes.get(fw)
+        if node is None or node.role != "firewall":
+            out.append(src.problem(where, f"'{fw}' is not a firewall node" if node else f"unknown node '{fw}'",
+                                   suggest(fw, [n for n, v in t.nodes.items() if v.role == "firewall"])))
+            continue
+        joined = {i.subnet for i in ifaces[fw]}
+        zoned: dict[str, str] = {}
+        for zone, subs in pol.zones.items():
+            for j, sub in enumerate(subs):
+                if sub not in joined:
+                    out.append(src.problem(where + ("zones", zone, j), f"'{fw}' has no interface on subnet '{sub}'",
+                                           suggest(sub, sorted(joined)) or "its subnets: " + ", ".join(sorted(joined))))
+                elif sub in zoned:
+                    out.append(src.problem(where + ("zones", zone, j), f"subnet '{sub}' is already in zone '{zoned[sub]}'"))
+                zoned[sub] = zone
+        for sub in sorted(joined - set(zoned)):
+            out.append(src.problem(where + ("zones",), f"subnet '{sub}' of '{fw}' is in no zone",
+                                   "every interface of a firewall needs a zone"))
+        zones = list(pol.zones)
+        for j, rule in enumerate(pol.allow):
+            for key, val in (("from", rule.from_), ("to", rule.to)):
+                if val not in pol.zones:
+                    out.append(src.problem(where + ("allow", j, key), f"unknown zone '{val}'", suggest(val, zones)))
+        for j, m in enumerate(pol.masquerade):
+            for key, val in (("from", m.from_), ("to", m.to)):
+                if val not in pol.zones:
+                    out.append(src.problem(where + ("masquerade", j, key), f"unknown zone '{val}'", suggest(val, zones)))
+        for j, f in enumerate(pol.forward):
+            if f.zone not in pol.zones:
+                out.append(src.problem(where + ("forward", j, "zone"), f"unknown zone '{f.zone}'", suggest(f.zone, zones)))
+            if f.to not in t.nodes:
+                out.append(src.problem(where + ("forward", j, "to"), f"unknown node '{f.to}'", suggest(f.to, list(t.nodes))))
+            elif t.nodes[f.to].role == "switch" or not any(i.address for i in ifaces.get(f.to, [])):
+                out.append(src.problem(where + ("forward", j, "to"), f"'{f.to}' has no static address to forward to"))
+    for name, node in t.nodes.items():
+        if node.role == "firewall" and name not in t.firewalls:
+            out.append(src.problem(("nodes", name), f"firewall '{name}' has no policy",
+                                   f"add firewalls.{name} with zones and allow rules"))
     return out

@@ -43,22 +43,25 @@ class LabNetwork:
         self.net: Any = None
         self.nodes: dict[str, LabNode] = {}
         self.bridges: dict[str, str] = {}
+        self.links: dict[int, Any] = {}
 
     def build(self, private_dirs: Callable[[str, Path], PrivateDirs]) -> None:
-        mn = _mininet()
-        from mininet.net import Mininet
-        from mininet.nodelib import LinuxBridge
-        from mininet.node import Host
+        _mininet()
         from mininet.link import Link, TCLink
+        from mininet.net import Mininet
+        from mininet.node import Host
 
-        t = self.plan.topology.data
+        from lab.runtime.bridge import LabBridge
+
+        topo = self.plan.topology
+        t = topo.data
         prefix = self.run.prefix
         self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
                            autoStaticArp=False, waitConnected=False)
         for i, (name, node) in enumerate(((n, v) for n, v in t.nodes.items() if v.role == "switch"), start=1):
             br = f"{prefix}b{i}"
             self.bridges[name] = br
-            self.net.addSwitch(br, cls=LinuxBridge, dpid=f"{i:016x}")
+            self.net.addSwitch(br, cls=LabBridge, dpid=f"{i:016x}", hub=node.hub, stp=node.stp)
         for name, node in t.nodes.items():
             if node.role == "switch":
                 continue
@@ -66,54 +69,80 @@ class LabNetwork:
             host = self.net.addHost(f"{prefix}-{name}", cls=Host, ip=None,
                                     privateDirs=private_dirs(name, ndir))
             self.nodes[name] = LabNode(self.plan.nodes[name], host, ndir, prefix)
+        iface_of = {(i.node, i.link): i.name for its in topo.interfaces.values() for i in its}
         ports: dict[str, int] = {}
-        for link in t.links:
-            a, b = link.a, link.b
-            if t.nodes[a].role == "switch" and t.nodes[b].role != "switch":
-                a, b = b, a
-            params: dict[str, Any] = {}
-            cls = Link
-            if link.bw:
-                cls, params = TCLink, {"bw": link.bw}
-            if t.nodes[a].role == "switch":  # switch to switch
-                ba, bb = self.bridges[a], self.bridges[b]
-                ports[ba] = ports.get(ba, 0) + 1
-                ports[bb] = ports.get(bb, 0) + 1
-                self.net.addLink(self.net[ba], self.net[bb], intfName1=f"{ba}-{ports[ba]}",
-                                 intfName2=f"{bb}-{ports[bb]}", cls=cls, **params)
-            else:
-                br = self.bridges[b]
-                ports[br] = ports.get(br, 0) + 1
-                self.net.addLink(self.nodes[a].mn, self.net[br], intfName1="eth0",
-                                 intfName2=f"{br}-{ports[br]}", cls=cls, **params)
+
+        def port(br: str) -> str:
+            ports[br] = ports.get(br, 0) + 1
+            return f"{br}-{ports[br]}"
+
+        for k, link in enumerate(t.links):
+            cls, params = (TCLink, {"bw": link.bw}) if link.bw else (Link, {})
+            ends = []
+            for end in (link.a, link.b):
+                if t.nodes[end].role == "switch":
+                    br = self.bridges[end]
+                    ends.append((self.net[br], port(br)))
+                else:
+                    ends.append((self.nodes[end].mn, iface_of[(end, k)]))
+            # Mininet creates the pair inside the first end's namespace: put a node first
+            if t.nodes[link.a].role == "switch" and t.nodes[link.b].role != "switch":
+                ends.reverse()
+            (n1, i1), (n2, i2) = ends
+            mlink = self.net.addLink(n1, n2, intfName1=i1, intfName2=i2, cls=cls, **params)
+            self.links[k] = mlink
         try:
             self.net.build()
             self.net.start()
         except Exception as exc:
             raise BuildError(f"Mininet could not build the network: {exc}") from exc
         for node in self.nodes.values():
-            node.mac = node.mn.intf("eth0").MAC()
+            node.mac = node.mn.intf(node.plan.interfaces[0].name).MAC()
             self._configure(node)
+        for k, link in enumerate(t.links):
+            if not link.up:
+                self.set_link(k, up=False)
 
     def _configure(self, node: LabNode) -> None:
         p = node.plan
-        cmds: list[list[str]] = [["ip", "link", "set", "lo", "up"], ["ip", "link", "set", "eth0", "up"]]
-        # checksums computed in software, so captures show valid checksums
-        cmds.append(["ethtool", "-K", "eth0", "tx", "off", "rx", "off"])
-        if p.ip:
-            cmds.append(["ip", "addr", "add", f"{p.ip}/{p.prefixlen}", "dev", "eth0"])
-            if p.gateway:
-                cmds.append(["ip", "route", "add", "default", "via", p.gateway])
+        cmds: list[list[str]] = [["ip", "link", "set", "lo", "up"]]
+        for itf in p.interfaces:
+            cmds.append(["ip", "link", "set", itf.name, "up"])
+            if itf.ip:
+                cmds.append(["ip", "addr", "add", f"{itf.ip}/{itf.prefixlen}", "dev", itf.name])
+        if p.forwards:
+            cmds.append(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            # replies may leave by another interface in rings and meshes
+            cmds.append(["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"])
+            if self.plan.topology.routing.mode == "static":
+                for r in p.routes:
+                    cmds.append(["ip", "route", "replace", r.to, "via", r.via])
+        elif p.ip and p.gateway:
+            cmds.append(["ip", "route", "add", "default", "via", p.gateway])
         for c in cmds:
             r = node.run(c)
-            if r.returncode != 0 and c[0] != "ethtool":
+            if r.returncode != 0:
                 raise BuildError(f"{node.name}: '{' '.join(c)}' failed: {r.stderr.strip()}")
+        # checksums computed in software, so captures show valid checksums
+        for itf in p.interfaces:
+            node.run(["ethtool", "-K", itf.name, "tx", "off", "rx", "off"])
         # each host its own resolver: a file in the node dir bind-mounted over /etc/resolv.conf
         resolv = node.dir / "resolv.conf"
         resolv.write_text(resolv_conf(p.search, p.dns_servers) if p.ip else "# filled in by dhclient\n")
         r = node.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"])
         if r.returncode != 0:
             raise BuildError(f"{node.name}: cannot bind-mount its resolv.conf: {r.stderr.strip()}")
+
+    def link_ends(self, k: int) -> list[tuple[Any, str]]:
+        """(mininet node, interface name) of both ends of link ``k``."""
+        mlink = self.links[k]
+        return [(mlink.intf1.node, mlink.intf1.name), (mlink.intf2.node, mlink.intf2.name)]
+
+    def set_link(self, k: int, up: bool) -> None:
+        """Take link ``k`` down or up at both ends, as pulling a cable would."""
+        state = "up" if up else "down"
+        for mn_node, intf in self.link_ends(k):
+            mn_node.cmd("ip", "link", "set", intf, state)
 
     def stop(self) -> list[str]:
         """Kill whatever still runs in the hosts, then stop Mininet.  Returns problems."""
