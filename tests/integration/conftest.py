@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-LAB_DAEMONS = re.compile(r"(postfix/master|dovecot|named |kea-dhcp4|dhclient|mnexec|mininet:ml)")
+RUNS = "/var/lib/mail-lab/runs/"
 
 
 def _why_not() -> str | None:
@@ -32,35 +31,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def footprint() -> dict[str, object]:
-    """What a lab leaves in the root namespace: compare before and after a run."""
+    """What mail-lab has on this machine: compare before and after a run.
+
+    Only what is ours counts (other labs, e.g. a developer's scratch network, may
+    come and go meanwhile): links named with the lab prefix stem, processes of lab
+    hosts (Mininet shells of ``ml*`` hosts, anything whose command line or mount
+    table names a run's state dir), their network namespaces, mounts and claims.
+    """
     root_ns = os.readlink("/proc/self/ns/net")
-    foreign_ns = set()
-    daemons = []
+    procs = []
+    namespaces = set()
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
-            ns = os.readlink(f"/proc/{entry}/ns/net")
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/mountinfo") as f:
+                mounts = f.read()
+            ns = os.readlink(f"/proc/{entry}/ns/net")
         except OSError:
             continue
-        if ns != root_ns:
-            foreign_ns.add(ns)
-        if LAB_DAEMONS.search(cmd):
-            daemons.append(f"{entry} {cmd[:80]}")
+        if "mininet:ml" in cmd or RUNS in cmd or RUNS in mounts:
+            procs.append(f"{entry} {cmd[:80]}")
+            if ns != root_ns:
+                namespaces.add(ns)
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    veth = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True).stdout
-    bridges = subprocess.run(["ip", "-o", "link", "show", "type", "bridge"], capture_output=True, text=True).stdout
-    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    ours = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines()
+                  if line.split(":")[1].strip().startswith("ml"))
+    root_mounts = [m for m in Path("/proc/self/mountinfo").read_text().splitlines() if "mail-lab" in m]
     state = Path("/var/lib/mail-lab/prefixes")
     return {
-        "namespaces": len(foreign_ns),
-        "links": len(links.splitlines()),
-        "veth": len(veth.splitlines()),
-        "bridges": len(bridges.splitlines()),
-        "mounts": len(mounts),
-        "daemons": sorted(daemons),
+        "namespaces": len(namespaces),
+        "links": ours,
+        "processes": sorted(procs),
+        "mounts": root_mounts,
         "claims": sorted(p.name for p in state.iterdir()) if state.is_dir() else [],
     }
 

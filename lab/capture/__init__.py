@@ -1,0 +1,1 @@
+"""Capture every link with tcpdump; analyse the pcaps with pure functions."""

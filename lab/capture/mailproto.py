@@ -1,0 +1,249 @@
+"""The plaintext side of mail protocols: STARTTLS boundaries and credentials in clear.
+
+Works on a TCP flow's two reassembled streams (``lab.capture.pcap.Flow``).  The protocol
+is known from the server port, else guessed from the server's greeting.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from lab.capture.pcap import C2S, S2C, Flow
+from lab.capture.tls import looks_like_tls
+
+PORT_PROTOCOL = {25: "smtp", 587: "smtp", 465: "smtp", 143: "imap", 993: "imap", 110: "pop3", 995: "pop3",
+                 443: "https"}
+IMPLICIT_TLS_PORTS = frozenset({465, 993, 995, 443})
+
+_LINE = re.compile(rb"[^\n]*\n")
+
+
+@dataclass
+class Line:
+    offset: int
+    text: str          # without the line end
+    end: int           # offset after the line end
+
+
+def lines(data: bytes, start: int = 0, stop: int | None = None) -> list[Line]:
+    """Complete lines of ``data[start:stop]``; a trailing partial line is left out."""
+    out = []
+    for m in _LINE.finditer(data, start, len(data) if stop is None else stop):
+        out.append(Line(m.start(), m.group().rstrip(b"\r\n").decode("latin-1"), m.end()))
+    return out
+
+
+def protocol_of(flow: Flow) -> str | None:
+    if flow.sport in PORT_PROTOCOL:
+        return PORT_PROTOCOL[flow.sport]
+    head = flow.s2c[:8]
+    if head.startswith(b"220"):
+        return "smtp"
+    if head.startswith(b"* OK") or head.startswith(b"* PREAUTH"):
+        return "imap"
+    if head.startswith(b"+OK"):
+        return "pop3"
+    return None
+
+
+@dataclass
+class StartTLS:
+    command_at: int            # c2s offset of the STARTTLS/STLS command
+    command_packet: int | None
+    reply: str                 # the server's reply line
+    reply_packet: int | None
+    accepted: bool
+    c2s_at: int                # where TLS begins in each direction (when accepted)
+    s2c_at: int
+
+
+_STARTTLS_CMD = {
+    "smtp": re.compile(r"^STARTTLS\s*$", re.I),
+    "imap": re.compile(r"^(\S+) STARTTLS\s*$", re.I),
+    "pop3": re.compile(r"^STLS\s*$", re.I),
+}
+# The replies the brief names, as a fallback when packet order cannot place the reply
+_READY = {
+    "smtp": re.compile(r"^220[ -]"),
+    "imap": re.compile(r"^\S+ OK\b", re.I),
+    "pop3": re.compile(r"^\+OK\b"),
+}
+
+
+def find_starttls(flow: Flow, proto: str | None = None) -> StartTLS | None:
+    """Locate the STARTTLS exchange: the client's command and the server's reply to it.
+
+    The reply is the first server line *sent after the packet carrying the command*
+    (packet numbers are in capture order), so an SMTP banner ``220 ...`` is never
+    mistaken for ``220 2.0.0 Ready to start TLS``.
+    """
+    proto = proto or protocol_of(flow)
+    if proto not in _STARTTLS_CMD:
+        return None
+    c2s_stream, s2c_stream = flow.stream(C2S), flow.stream(S2C)
+    c2s, s2c = c2s_stream.data, s2c_stream.data
+    cmd = None
+    for ln in lines(c2s):
+        if looks_like_tls(c2s[ln.offset:ln.offset + 3]):
+            break
+        m = _STARTTLS_CMD[proto].match(ln.text)
+        if m:
+            cmd = (ln, m)
+            break
+    if cmd is None:
+        return None
+    ln, m = cmd
+    cmd_packet = c2s_stream.packet_at(ln.offset)
+    tag = m.group(1) if proto == "imap" else None
+    reply = None
+    for r in lines(s2c):
+        pkt = s2c_stream.packet_at(r.offset)
+        if cmd_packet is not None and pkt is not None and pkt <= cmd_packet:
+            continue
+        if proto == "imap" and not r.text.startswith(f"{tag} "):
+            continue                                    # untagged lines before the tagged reply
+        if proto == "smtp" and len(r.text) > 3 and r.text[3] == "-":
+            continue                                    # a multi-line reply: wait for its last line
+        reply = r
+        break
+    if reply is None:
+        return StartTLS(ln.offset, cmd_packet, "", None, False, ln.end, len(s2c))
+    accepted = bool(_READY[proto].match(reply.text))
+    return StartTLS(ln.offset, cmd_packet, reply.text, s2c_stream.packet_at(reply.offset), accepted,
+                    ln.end, reply.end)
+
+
+# -- credentials in clear ----------------------------------------------------------------------
+def _b64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _plain_user(text: str) -> str | None:
+    raw = _b64(text)
+    if raw is None or raw.count(b"\0") != 2:
+        return None
+    return raw.split(b"\0")[1].decode(errors="replace")
+
+
+def _imap_args(rest: str) -> list[str]:
+    """IMAP atoms and quoted strings (literals are reported as such)."""
+    out = []
+    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"|(\{\d+\+?\})|(\S+)', rest):
+        if m.group(1) is not None:
+            out.append(re.sub(r"\\(.)", r"\1", m.group(1)))
+        else:
+            out.append(m.group(2) or m.group(3))
+    return out
+
+
+@dataclass
+class Credential:
+    offset: int            # c2s offset of the line that carried it
+    protocol: str
+    command: str
+    user: str | None
+    what: str
+    evidence: str          # the line(s), secrets masked
+    tag: str | None = None
+
+
+def scan_credentials(data: bytes, proto: str) -> list[Credential]:
+    """Credentials in the plaintext client-to-server bytes of one mail session."""
+    found: list[Credential] = []
+    ls = lines(data)
+    i = 0
+    pop_user: tuple[int, str] | None = None
+    while i < len(ls):
+        ln = ls[i]
+        words = ln.text.split()
+        up = [w.upper() for w in words]
+        nxt = ls[i + 1] if i + 1 < len(ls) else None
+        nxt2 = ls[i + 2] if i + 2 < len(ls) else None
+        # SASL inside SMTP ("AUTH ..."), IMAP ("tag AUTHENTICATE ...") and POP3 ("AUTH ...")
+        sasl = None
+        tag = None
+        if proto in ("smtp", "pop3") and up[:1] == ["AUTH"] and len(up) >= 2:
+            sasl = (up[1], words[2] if len(words) > 2 else None)
+        elif proto == "imap" and len(up) >= 3 and up[1] == "AUTHENTICATE":
+            tag = words[0]
+            sasl = (up[2], words[3] if len(words) > 3 else None)
+        if sasl is not None:
+            mech, initial = sasl
+            label = f"{proto.upper()} {'AUTHENTICATE' if proto == 'imap' else 'AUTH'} {mech}"
+            if mech == "PLAIN":
+                if initial and initial != "=":
+                    blob, consumed = initial, 0
+                else:
+                    blob, consumed = (nxt.text if nxt else None), 1
+                user = _plain_user(blob) if blob else None
+                if user is None:
+                    consumed = 0                       # not a PLAIN response: a cancelled exchange
+                else:
+                    found.append(Credential(ln.offset, proto, label, user,
+                                            f"{label}: user {user!r} and password in clear (base64 is not encryption)",
+                                            f"{' '.join(words[:2 if proto != 'imap' else 3])} <base64 of user and password>",
+                                            tag))
+                i += 1 + consumed
+                continue
+            if mech == "LOGIN":
+                if initial:
+                    user_b64, pw_line, consumed = initial, nxt, 1
+                else:
+                    user_b64, pw_line, consumed = (nxt.text if nxt else None), nxt2, 2
+                raw_user = _b64(user_b64) if user_b64 else None
+                if raw_user is None or pw_line is None or _b64(pw_line.text) is None:
+                    i += 1                             # no base64 answers followed: nothing crossed
+                    continue
+                user = raw_user.decode(errors="replace")
+                found.append(Credential(ln.offset, proto, label, user,
+                                        f"{label}: user {user!r} and password in clear (base64 is not encryption)",
+                                        f"{' '.join(words[:2 if proto != 'imap' else 3])}, then <base64 user>, "
+                                        "<base64 password>", tag))
+                i += 1 + consumed
+                continue
+            if mech in ("XOAUTH2", "OAUTHBEARER"):
+                found.append(Credential(ln.offset, proto, label, None, f"{label}: bearer token in clear",
+                                        f"{' '.join(words[:2])} <token>", tag))
+            i += 1
+            continue
+        if proto == "imap" and len(up) >= 2 and up[1] == "LOGIN":
+            args = _imap_args(ln.text.split(None, 2)[2] if len(words) > 2 else "")
+            user = args[0] if args else None
+            found.append(Credential(ln.offset, proto, "IMAP LOGIN", user,
+                                    f"IMAP LOGIN: user {user!r} and password in clear",
+                                    f"{words[0]} LOGIN {user} ********", words[0]))
+        elif proto == "pop3" and up[:1] == ["USER"] and len(words) >= 2:
+            pop_user = (ln.offset, words[1])
+        elif proto == "pop3" and up[:1] == ["PASS"]:
+            user = pop_user[1] if pop_user else None
+            found.append(Credential(ln.offset, proto, "POP3 USER/PASS", user,
+                                    f"POP3 USER/PASS: user {user!r} and password in clear",
+                                    f"USER {user} / PASS ********"))
+        i += 1
+    return found
+
+
+def reply_after(flow: Flow, c2s_offset: int, tag: str | None = None) -> tuple[str, int | None] | None:
+    """The server's first reply line sent after the packet holding ``c2s_offset``."""
+    c2s_stream, s2c_stream = flow.stream(C2S), flow.stream(S2C)
+    pkt = c2s_stream.packet_at(c2s_offset)
+    for r in lines(s2c_stream.data):
+        rp = s2c_stream.packet_at(r.offset)
+        if pkt is not None and rp is not None and rp <= pkt:
+            continue
+        if tag is not None and not r.text.startswith(f"{tag} "):
+            continue
+        if looks_like_tls(s2c_stream.data[r.offset:r.offset + 3]):
+            return None
+        return r.text, rp
+    return None
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dict(obj.__dict__)
