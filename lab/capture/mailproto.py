@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +29,10 @@ class Line:
     end: int           # offset after the line end
 
 
-def lines(data: bytes, start: int = 0, stop: int | None = None) -> list[Line]:
-    """Complete lines of ``data[start:stop]``; a trailing partial line is left out."""
-    out = []
+def lines(data: bytes, start: int = 0, stop: int | None = None) -> Iterator[Line]:
+    """Complete lines of ``data[start:stop]``, lazily; a trailing partial line is left out."""
     for m in _LINE.finditer(data, start, len(data) if stop is None else stop):
-        out.append(Line(m.start(), m.group().rstrip(b"\r\n").decode("latin-1"), m.end()))
-    return out
+        yield Line(m.start(), m.group().rstrip(b"\r\n").decode("latin-1"), m.end())
 
 
 def protocol_of(flow: Flow) -> str | None:
@@ -81,6 +80,13 @@ def find_starttls(flow: Flow, proto: str | None = None) -> StartTLS | None:
     mistaken for ``220 2.0.0 Ready to start TLS``.
     """
     proto = proto or protocol_of(flow)
+    key = f"starttls:{proto}"
+    if key not in flow.memo:
+        flow.memo[key] = _find_starttls(flow, proto)
+    return flow.memo[key]  # type: ignore[no-any-return]
+
+
+def _find_starttls(flow: Flow, proto: str | None) -> StartTLS | None:
     if proto not in _STARTTLS_CMD:
         return None
     c2s_stream, s2c_stream = flow.stream(C2S), flow.stream(S2C)
@@ -156,7 +162,7 @@ class Credential:
 def scan_credentials(data: bytes, proto: str) -> list[Credential]:
     """Credentials in the plaintext client-to-server bytes of one mail session."""
     found: list[Credential] = []
-    ls = lines(data)
+    ls = list(lines(data))
     i = 0
     pop_user: tuple[int, str] | None = None
     while i < len(ls):

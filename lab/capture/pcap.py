@@ -14,7 +14,10 @@ opened with ``tshark -r FILE -Y frame.number==N``.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import ipaddress
+import socket
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +36,9 @@ LINKTYPE_LINUX_SLL2 = 276
 
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 C2S, S2C = 0, 1
+# fields of Flow.sides[direction]
+S_PK, S_BY, S_FL, S_TTL, S_SEGS, S_KB, S_ISN, S_IPID, S_LAST = range(9)
+_FLAGSTR = ["", "F", "S", "SF", "R", "FR", "SR", "SFR"]
 
 # TCP flag bits
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -103,15 +109,9 @@ def iter_records(pf: PcapFile) -> Iterator[tuple[int, int, int, int]]:
 
 
 def fmt_addr(raw: bytes) -> str:
+    if len(raw) == 4:
+        return socket.inet_ntoa(raw)
     return str(ipaddress.ip_address(raw))
-
-
-@dataclass
-class Segment:
-    seq: int
-    packet: int
-    start: int      # offset of the payload in the file buffer
-    length: int
 
 
 @dataclass
@@ -145,28 +145,55 @@ class Flow:
     non-service port, else the first sender.
     """
 
-    __slots__ = ("proto", "client", "cport", "server", "sport", "pk", "by", "ttl", "fl", "isn",
-                 "first_off", "last_off", "first_packet", "segs", "kb", "ipid", "_pf", "link",
-                 "_streams", "first_ts", "last_ts")
+    __slots__ = ("proto", "client", "cport", "server", "sport", "sides", "first_off", "first_packet",
+                 "keep", "_pf", "link", "_streams", "first_ts", "last_ts", "memo")
 
     def __init__(self, proto: int, client: bytes, cport: int, server: bytes, sport: int,
                  first_off: int, first_packet: int, keep: bool):
         self.proto = proto
         self.client, self.cport, self.server, self.sport = client, cport, server, sport
-        self.pk = [0, 0]
-        self.by = [0, 0]
-        self.ttl: list[set[int]] = [set(), set()]
-        self.fl = [0, 0]
-        self.isn: list[int | None] = [None, None]
-        self.ipid: list[int | None] = [None, None]     # IP id of the first packet each way
-        self.first_off = self.last_off = first_off
+        # one mutable list per direction, indexed by the S_* constants: the parse loop
+        # updates these with subscripts, the cheapest store CPython has
+        self.sides = [[0, 0, 0, set(), [] if keep else None, 0, None, None, first_off],
+                      [0, 0, 0, set(), [] if keep else None, 0, None, None, first_off]]
+        self.first_off = first_off
         self.first_packet = first_packet
-        self.segs: list[list[tuple[int, int, int, int]]] | None = [[], []] if keep else None
-        self.kb = [0, 0]
+        self.keep = keep
         self._pf: PcapFile | None = None
         self.link = ""
         self._streams: list[Stream] | None = None
         self.first_ts = self.last_ts = 0.0
+        self.memo: dict[str, Any] = {}     # analysers cache per-flow results here (e.g. STARTTLS)
+
+    # -- per direction (index with C2S / S2C) ---------------------------------------------
+    @property
+    def pk(self) -> tuple[int, int]:
+        return (self.sides[0][S_PK], self.sides[1][S_PK])
+
+    @property
+    def by(self) -> tuple[int, int]:
+        return (self.sides[0][S_BY], self.sides[1][S_BY])
+
+    @property
+    def fl(self) -> tuple[int, int]:
+        return (self.sides[0][S_FL], self.sides[1][S_FL])
+
+    @property
+    def ttl(self) -> tuple[set[int], set[int]]:
+        return (self.sides[0][S_TTL], self.sides[1][S_TTL])
+
+    @property
+    def isn(self) -> tuple[int | None, int | None]:
+        return (self.sides[0][S_ISN], self.sides[1][S_ISN])
+
+    @property
+    def ipid(self) -> tuple[int | None, int | None]:
+        """IP id of the first packet each way (NAT keeps it)."""
+        return (self.sides[0][S_IPID], self.sides[1][S_IPID])
+
+    @property
+    def last_off(self) -> int:
+        return max(self.sides[0][S_LAST], self.sides[1][S_LAST])
 
     # -- identity ------------------------------------------------------------------
     @property
@@ -175,7 +202,11 @@ class Flow:
 
     @property
     def key(self) -> tuple[str, str, int, str, int]:
-        return (self.proto_name, fmt_addr(self.client), self.cport, fmt_addr(self.server), self.sport)
+        k = self.memo.get("key")
+        if k is None:
+            k = self.memo["key"] = (self.proto_name, fmt_addr(self.client), self.cport,
+                                    fmt_addr(self.server), self.sport)
+        return k  # type: ignore[no-any-return]
 
     @property
     def name(self) -> str:
@@ -193,7 +224,7 @@ class Flow:
     # -- streams -------------------------------------------------------------------
     @property
     def kept(self) -> bool:
-        return self.segs is not None
+        return self.keep
 
     def stream(self, direction: int, limit: int = STREAM_LIMIT) -> Stream:
         """The reassembled payload of one direction (``C2S`` or ``S2C``)."""
@@ -211,33 +242,51 @@ class Flow:
 
     def _assemble(self, d: int, limit: int) -> Stream:
         st = Stream()
-        if self.segs is None or self._pf is None or not self.segs[d]:
+        segs = self.sides[d][S_SEGS]
+        if not segs or self._pf is None:
             return st
-        segs = self.segs[d]
-        isn = self.isn[d]
+        isn = self.sides[d][S_ISN]
         base = (isn + 1) & 0xFFFFFFFF if isn is not None else segs[0][0]
-        rel = sorted((((s - base) & 0xFFFFFFFF), n, a, ln) for s, n, a, ln in segs)
         buf = self._pf.data
         parts: list[bytes] = []
+        marks = st.marks
         have = 0
-        for r, n, a, ln in rel:
-            if r >= 0x80000000:            # before the base: a retransmitted SYN payload, ignore
-                st.retransmitted += 1
-                continue
-            if r > have:
-                st.gap_at = have
+        # fast path: segments in capture order, each starting where the previous ended
+        ordered = True
+        for s, n, a, ln in segs:
+            if ((s - base) & 0xFFFFFFFF) != have:
+                ordered = False
                 break
-            if r + ln <= have:
-                st.retransmitted += 1
-                continue
-            skip = have - r
-            take = min(ln - skip, limit - have)
-            st.marks.append((have, n))
-            parts.append(buf[a + skip:a + skip + take])
-            have += take
-            if have >= limit:
+            marks.append((have, n))
+            if have + ln >= limit:
+                parts.append(buf[a:a + limit - have])
+                have = limit
                 st.truncated = True
                 break
+            parts.append(buf[a:a + ln])
+            have += ln
+        if not ordered:
+            parts, have = [], 0
+            marks.clear()
+            rel = sorted((((s - base) & 0xFFFFFFFF), n, a, ln) for s, n, a, ln in segs)
+            for r, n, a, ln in rel:
+                if r >= 0x80000000:            # before the base: a retransmitted SYN payload, ignore
+                    st.retransmitted += 1
+                    continue
+                if r > have:
+                    st.gap_at = have
+                    break
+                if r + ln <= have:
+                    st.retransmitted += 1
+                    continue
+                skip = have - r
+                take = min(ln - skip, limit - have)
+                marks.append((have, n))
+                parts.append(buf[a + skip:a + skip + take])
+                have += take
+                if have >= limit:
+                    st.truncated = True
+                    break
         st.data = b"".join(parts)
         return st
 
@@ -248,18 +297,21 @@ class Flow:
             "server": s, "server_port": sp, "first": round(self.first_ts, 6), "last": round(self.last_ts, 6),
             "first_packet": self.first_packet, "packets": self.packets, "bytes": self.bytes,
         }
+        tcp = self.proto == 6
         for d, label in ((C2S, "c2s"), (S2C, "s2c")):
-            out[label] = {"packets": self.pk[d], "bytes": self.by[d], "ttls": sorted(self.ttl[d])}
-            if self.proto == 6:
-                fl = self.fl[d]
-                out[label]["flags"] = "".join(ch for bit, ch in ((SYN, "S"), (FIN, "F"), (RST, "R")) if fl & bit)
-                if self.kept:
+            side = self.sides[d]
+            o: dict[str, Any] = {"packets": side[S_PK], "bytes": side[S_BY], "ttls": sorted(side[S_TTL])}
+            if tcp:
+                fl = side[S_FL]
+                o["flags"] = _FLAGSTR[fl & 7]
+                if self.keep:
                     stv = self.stream(d)
-                    out[label]["stream_bytes"] = len(stv.data)
+                    o["stream_bytes"] = len(stv.data)
                     if stv.gap_at is not None:
-                        out[label]["gap_at"] = stv.gap_at
+                        o["gap_at"] = stv.gap_at
                     if stv.truncated:
-                        out[label]["truncated"] = True
+                        o["truncated"] = True
+            out[label] = o
         return out
 
 
@@ -307,12 +359,12 @@ class Parsed:
 
 
 def _new_flow(table: dict[Any, Any], flows: list[Flow], proto: int, src: bytes, sp: int, dst: bytes,
-              dp: int, flags: int, off: int, num: int, keep_ports: frozenset[int]) -> tuple[Flow, int]:
-    """Create a flow on its first packet and decide who is the client."""
+              dp: int, flags: int, off: int, num: int, keep_ports: frozenset[int]) -> tuple[Flow, list[Any]]:
+    """Create a flow on its first packet, decide who is the client, return the sender's side."""
     if proto == 6 and flags & SYN:
         swap = bool(flags & ACK)                 # a SYN-ACK comes from the server
     elif proto == 1 or proto == 58:
-        swap = sp in (0, 129)                    # ICMP echo reply (type 0 / 129 in sp): sender is server
+        swap = sp in (0, 129)                    # ICMP echo reply (type in sp): the sender is the server
     else:
         swap = _is_service(sp) and not _is_service(dp)
     if swap:
@@ -321,31 +373,50 @@ def _new_flow(table: dict[Any, Any], flows: list[Flow], proto: int, src: bytes, 
         f = Flow(proto, src, sp, dst, dp, off, num, proto == 6 and dp in keep_ports)
     if proto == 1 or proto == 58:
         f.cport = f.sport = dp                   # ICMP: the echo identifier is the "port"
-    d = 1 if swap else 0
-    table[(proto, f.client, f.cport, f.server, f.sport)] = (f, 0)
-    table[(proto, f.server, f.sport, f.client, f.cport)] = (f, 1)
+    c, s = f.sides
+    table[(proto, f.client, f.cport, f.server, f.sport)] = (f, c)
+    table[(proto, f.server, f.sport, f.client, f.cport)] = (f, s)
     flows.append(f)
-    return f, d
+    return f, (s if swap else c)
 
 
 def _is_service(port: int) -> bool:
     return port < 1024 or port in (3306, 5432, 8080, 8443, 5353)
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many acyclic objects.
+
+    A 1M-packet pcap makes ~50k flows with their lists and sets; each automatic
+    collection walks all of them, which made the pass 30% slower.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def parse(path: str | Path, *, keep_ports: Iterable[int] = MAIL_PORTS,
           udp_ports: Iterable[int] = UDP_KEEP_PORTS, link: str | None = None) -> Parsed:
     """One pass over ``path``: flows, kept TCP segments, kept UDP datagrams, counts."""
+    with paused_gc():
+        return _parse(path, frozenset(keep_ports), frozenset(udp_ports), link)
+
+
+def _parse(path: str | Path, keep: frozenset[int], ukeep: frozenset[int], link: str | None) -> Parsed:
     pf = open_pcap(path)
-    keep = frozenset(keep_ports)
-    ukeep = frozenset(udp_ports)
     data = pf.data
     end = len(data)
     unpack_rec = _REC[pf.little_endian].unpack_from
     unpack_fast = _FAST.unpack_from
     fastlen = _FAST_LEN if pf.linktype == LINKTYPE_ETHERNET else 1 << 62
-    table: dict[Any, tuple[Flow, int]] = {}
+    table: dict[Any, tuple[Flow, list[Any]]] = {}
     flows: list[Flow] = []
-    udp_kept: list[tuple[int, int, int, int, int]] = []   # packet, record offset, L3 offset, l4 offset, l4 end
+    udp_kept: list[tuple[int, int, int, int, int]] = []   # packet, record offset, L3, payload start, end
     counts: dict[str, int] = {}
     get = table.get
     limit = STREAM_LIMIT * 2       # retransmissions may repeat bytes: record a little more
@@ -367,61 +438,57 @@ def parse(path: str | Path, *, keep_ports: Iterable[int] = MAIL_PORTS,
                     e = get((6, src, sp, dst, dp))
                     if e is None:
                         e = _new_flow(table, flows, 6, src, sp, dst, dp, flags, off, num, keep)
-                        e[0].ipid[e[1]] = ipid
-                    f, d = e
-                    f.last_off = off
-                    f.pk[d] += 1
-                    f.by[d] += wirelen
-                    f.ttl[d].add(ttl)
-                    f.fl[d] |= flags
+                        e[1][7] = ipid
+                    side = e[1]
+                    side[0] += 1               # S_PK
+                    side[1] += wirelen         # S_BY
+                    side[2] |= flags           # S_FL
+                    side[3].add(ttl)           # S_TTL
+                    side[8] = off              # S_LAST
                     if flags & SYN:
-                        f.isn[d] = seq
-                    if f.segs is not None:
+                        side[6] = seq          # S_ISN
+                    segs = side[4]             # S_SEGS: None unless the flow is kept
+                    if segs is not None:
                         hl = (doff >> 4) << 2
                         plen = tlen - 20 - hl
-                        if plen > 0 and f.kb[d] < limit:
-                            f.kb[d] += plen
-                            f.segs[d].append((seq, num, p + 34 + hl, min(plen, nxt - p - 34 - hl)))
+                        if plen > 0 and side[5] < limit:
+                            side[5] += plen
+                            segs.append((seq, num, p + 34 + hl, min(plen, nxt - p - 34 - hl)))
                     off = nxt
                     continue
                 if proto == 17:
                     e = get((17, src, sp, dst, dp))
                     if e is None:
                         e = _new_flow(table, flows, 17, src, sp, dst, dp, 0, off, num, keep)
-                    f, d = e
-                    f.last_off = off
-                    f.pk[d] += 1
-                    f.by[d] += wirelen
-                    f.ttl[d].add(ttl)
-                    if f.ipid[d] is None:
-                        f.ipid[d] = ipid
+                    side = e[1]
+                    side[0] += 1
+                    side[1] += wirelen
+                    side[3].add(ttl)
+                    side[8] = off
+                    if side[7] is None:
+                        side[7] = ipid
                     if sp in ukeep or dp in ukeep:
                         udp_kept.append((num, off, p + 14, p + 42, min(p + 14 + tlen, nxt)))
                     off = nxt
                     continue
         _slow(pf, table, flows, udp_kept, counts, keep, ukeep, off, p, caplen, wirelen, num)
         off = nxt
-    # counts for the fast path come from the flows
-    for f in flows:
+    for f in flows:    # the fast path counts nothing itself: its packets are in the flows
         name = PROTO_NAMES.get(f.proto, "other")
         counts[name] = counts.get(name, 0) + f.packets
-        f._pf = pf
     lk = link if link is not None else Path(path).stem
     rec = _REC[pf.little_endian]
     div = pf.ts_div
     for f in flows:
+        f._pf = pf
         f.link = lk
-        s, fr, _, _ = rec.unpack_from(data, f.first_off)
-        f.first_ts = s + fr / div
-        s, fr, _, _ = rec.unpack_from(data, f.last_off)
-        f.last_ts = s + fr / div
-    datagrams = []
-    for n, roff, l3, a, b in udp_kept:
-        datagrams.append(_datagram(pf, n, roff, l3, a, b))
+        ts, fr, _, _ = rec.unpack_from(data, f.first_off)
+        f.first_ts = ts + fr / div
+        ts, fr, _, _ = rec.unpack_from(data, f.last_off)
+        f.last_ts = ts + fr / div
+    datagrams = [_datagram(pf, n, roff, l3, a, b) for n, roff, l3, a, b in udp_kept]
     first_ts = pf.ts_at(24) if num else None
-    last_ts = None
-    if num:
-        last_ts = max((f.last_ts for f in flows), default=first_ts)
+    last_ts = max((f.last_ts for f in flows), default=first_ts) if num else None
     return Parsed(str(path), lk, pf, flows, datagrams, num, counts, truncated, first_ts, last_ts)
 
 
@@ -447,20 +514,20 @@ def _l3_offset(pf: PcapFile, p: int, caplen: int) -> tuple[int, int]:
     return 0, 0
 
 
-def _slow(pf: PcapFile, table: dict[Any, tuple[Flow, int]], flows: list[Flow], udp_kept: list[Any],
+def _slow(pf: PcapFile, table: dict[Any, tuple[Flow, list[Any]]], flows: list[Flow], udp_kept: list[Any],
           counts: dict[str, int], keep: frozenset[int], ukeep: frozenset[int], off: int, p: int,
           caplen: int, wirelen: int, num: int) -> None:
     """Every packet the fast path does not handle: VLAN, IPv6, IP options, ICMP, ARP, fragments."""
     data = pf.data
     stop = p + caplen
     et, o = _l3_offset(pf, p, caplen)
+    ipid: int | None
     if et == 0x0806:
         counts["arp"] = counts.get("arp", 0) + 1
         return
     if et == 0x0800 and o + 20 <= stop:
         vihl, tlen, ipid, frag, ttl, proto, src, dst = _IP4.unpack_from(data, o)
-        ihl = (vihl & 15) * 4
-        l4 = o + ihl
+        l4 = o + (vihl & 15) * 4
         l4end = min(o + tlen, stop) if tlen else stop
         if frag & 0x1FFF:      # not the first fragment: no L4 header here
             counts["ip-fragment"] = counts.get("ip-fragment", 0) + 1
@@ -476,57 +543,48 @@ def _slow(pf: PcapFile, table: dict[Any, tuple[Flow, int]], flows: list[Flow], u
     else:
         counts["other"] = counts.get("other", 0) + 1
         return
+    flags = seq = doff = 0
     if proto == 6 and l4 + 14 <= l4end:
         sp, dp, seq, _ack, doff, flags = _TCP.unpack_from(data, l4)
+        key = (6, src, sp, dst, dp)
     elif proto == 17 and l4 + 8 <= l4end:
         sp, dp, _ = _UDP.unpack_from(data, l4)
-        flags = seq = 0
+        key = (17, src, sp, dst, dp)
     elif proto in (1, 58) and l4 + 8 <= l4end:
-        typ, code, ident, _seq = _ICMP.unpack_from(data, l4)
-        echo = (8, 0) if proto == 1 else (128, 129)
-        if typ not in echo:
-            name = "icmp" if proto == 1 else "icmp6"
+        typ, _code, ident, _seq = _ICMP.unpack_from(data, l4)
+        if typ not in ((8, 0) if proto == 1 else (128, 129)):
+            name = PROTO_NAMES[proto]
             counts[name] = counts.get(name, 0) + 1
             return
         # echo request/reply: the identifier is both "ports"; the type tells the direction
-        sp, dp, flags, seq = typ, ident, 0, 0
+        sp, dp = typ, ident
         key = (proto, src, ident, dst, ident)
-        e = table.get(key)
-        if e is None:
-            e = _new_flow(table, flows, proto, src, typ, dst, ident, 0, off, num, keep)
-        f, d = e
-        f.last_off = off
-        f.pk[d] += 1
-        f.by[d] += wirelen
-        f.ttl[d].add(ttl)
-        if f.ipid[d] is None:
-            f.ipid[d] = ipid
-        return
     else:
         name = PROTO_NAMES.get(proto, "other")
         counts[name] = counts.get(name, 0) + 1
         return
-    e = table.get((proto, src, sp, dst, dp))
+    e = table.get(key)
     if e is None:
         e = _new_flow(table, flows, proto, src, sp, dst, dp, flags, off, num, keep)
-    f, d = e
-    f.last_off = off
-    f.pk[d] += 1
-    f.by[d] += wirelen
-    f.ttl[d].add(ttl)
-    if f.ipid[d] is None:
-        f.ipid[d] = ipid
+    side = e[1]
+    side[S_PK] += 1
+    side[S_BY] += wirelen
+    side[S_TTL].add(ttl)
+    side[S_LAST] = off
+    if side[S_IPID] is None:
+        side[S_IPID] = ipid
     if proto == 6:
-        f.fl[d] |= flags
+        side[S_FL] |= flags
         if flags & SYN:
-            f.isn[d] = seq
-        if f.segs is not None:
+            side[S_ISN] = seq
+        segs = side[S_SEGS]
+        if segs is not None:
             hl = (doff >> 4) << 2
             plen = l4end - l4 - hl
-            if plen > 0 and f.kb[d] < STREAM_LIMIT * 2:
-                f.kb[d] += plen
-                f.segs[d].append((seq, num, l4 + hl, plen))
-    elif sp in ukeep or dp in ukeep:
+            if plen > 0 and side[S_KB] < STREAM_LIMIT * 2:
+                side[S_KB] += plen
+                segs.append((seq, num, l4 + hl, plen))
+    elif proto == 17 and (sp in ukeep or dp in ukeep):
         udp_kept.append((num, off, o, l4 + 8, l4end))
 
 

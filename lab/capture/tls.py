@@ -13,6 +13,7 @@ key log, so a server-to-server relay in TLS 1.3 keeps its certificate hidden.
 """
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APPDATA = 20, 21, 22, 23
 HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_ENCRYPTED_EXTENSIONS, HS_CERTIFICATE, HS_FINISHED = 1, 2, 8, 11, 20
 
 VERSIONS = {0x0300: "SSLv3", 0x0301: "TLSv1.0", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
+HANDSHAKE_RECORDS = 8        # encrypted records read per direction: TLS 1.3's encrypted handshake fits
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
 # (IANA name, OpenSSL name) of the suites a Debian 12 OpenSSL negotiates
@@ -73,18 +75,30 @@ class Record:
     body: bytes
 
 
-def records(data: bytes) -> tuple[list[Record], int]:
-    """Split ``data`` into TLS records; returns them and the offset where parsing stopped."""
+_RECHDR = struct.Struct("!BHH")
+_CTYPES = frozenset({CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APPDATA, 24})
+
+
+def records(data: bytes, encrypted: int = 1 << 30) -> tuple[list[Record], int]:
+    """Split ``data`` into TLS records; returns them and where parsing stopped.
+
+    Stops after ``encrypted`` application-data records: the handshake facts never need
+    more than the first few, and a 64 KB stream can hold hundreds.
+    """
     out: list[Record] = []
     off, end = 0, len(data)
+    unpack = _RECHDR.unpack_from
+    seen = 0
     while off + 5 <= end:
-        ctype, ver, ln = struct.unpack_from("!BHH", data, off)
-        if ctype not in (CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APPDATA, 24) or ver >> 8 != 3:
-            break
-        if off + 5 + ln > end:
+        ctype, ver, ln = unpack(data, off)
+        if ctype not in _CTYPES or ver >> 8 != 3 or off + 5 + ln > end:
             break
         out.append(Record(ctype, ver, off, data[off + 5:off + 5 + ln]))
         off += 5 + ln
+        if ctype == CT_APPDATA:
+            seen += 1
+            if seen >= encrypted:
+                break
     return out, off
 
 
@@ -161,7 +175,9 @@ def parse_hello(body: bytes, client: bool) -> Hello:
 
 
 # -- certificates ------------------------------------------------------------------------
+@functools.lru_cache(maxsize=256)
 def cert_facts(der: bytes) -> dict[str, Any]:
+    """Subject, CN, SANs, issuer and expiry of a DER certificate (cached: a lab has few)."""
     from cryptography import x509
     from cryptography.x509.oid import NameOID
     try:
@@ -303,8 +319,9 @@ def _plain_handshake(recs: list[Record]) -> tuple[bytes, dict[str, Any] | None, 
 def analyse_tls(c2s: bytes, s2c: bytes, keylog: KeyLog | None = None) -> dict[str, Any]:
     """Facts of one TLS connection from its two directions, starting at the first record."""
     out: dict[str, Any] = {"version": None, "cipher": None, "sni": None}
-    crecs, _ = records(c2s)
-    srecs, _ = records(s2c)
+    # the handshake and the first encrypted records are all that is needed
+    crecs, _ = records(c2s, HANDSHAKE_RECORDS)
+    srecs, _ = records(s2c, HANDSHAKE_RECORDS)
     chs, calert, _, cenc = _plain_handshake(crecs)
     shs, salert, sccs, senc = _plain_handshake(srecs)
     ch = next((parse_hello(b, True) for t, b in handshake_messages(chs) if t == HS_CLIENT_HELLO), None)
@@ -369,7 +386,7 @@ def analyse_tls(c2s: bytes, s2c: bytes, keylog: KeyLog | None = None) -> dict[st
                 else:
                     out["cert_note"] = "decrypted, but no Certificate message (PSK resumption)"
     if certs:
-        leaf = cert_facts(certs[0])
+        leaf = dict(cert_facts(certs[0]))
         out["cert_visible"] = "error" not in leaf
         out["cert_subject"] = leaf.get("subject")
         out["cert_cn"] = leaf.get("cn")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any
 
 from lab.model.topology import Topology
 
@@ -24,6 +25,15 @@ class Zone:
     name: str                      # "projet.dz" or "0.0.10.in-addr.arpa"
     server: str                    # node name of the authoritative server
     records: list[Record] = field(default_factory=list)
+
+
+@dataclass
+class Forward:
+    """Another lab domain a DNS server must find: delegated from its own lab root."""
+
+    zone: str
+    servers: list[str]
+    ns: str = ""                   # the authoritative server's host name
 
 
 @dataclass
@@ -105,6 +115,7 @@ class Plan:
     zones: list[Zone]
     scopes: list[DhcpScope]
     mail: dict[str, MailHost]
+    forwards: dict[str, list[Forward]] = field(default_factory=dict)
 
     @property
     def subnets(self) -> dict[str, ipaddress.IPv4Network]:
@@ -159,9 +170,9 @@ def make_plan(topo: Topology) -> Plan:
         return dns_nodes[0] if len(dns_nodes) == 1 else None
 
     def resolvers(domain: str) -> list[str]:
+        """A node asks the server of its own domain; with none, every server."""
         own = server_for(domain)
-        first = [str(primary(own))] if own else []
-        return first + [ip for ip in dns_ips if ip not in first]
+        return [str(primary(own))] if own else list(dns_ips)
 
     for name, node in t.nodes.items():
         domain = node.domain or t.domain
@@ -204,17 +215,25 @@ def make_plan(topo: Topology) -> Plan:
         dom = n.fqdn.split(".", 1)[1]
         if dom in zone_map:
             zone_map[dom].records.append(Record(n.name, "A", n.ip))
+    public: list[Zone] = []
     for dom, md in t.domains.items():
+        mx = nodes[md.mail]
         if dom in zone_map:
-            mx = nodes[md.mail]
             zone_map[dom].records.append(Record("@", "MX", f"10 {mx.fqdn}."))
-            if mx.ip and not mx.fqdn.endswith("." + dom):
-                pass  # the MX host's A record lives in its own zone
+        if md.public is not None:
+            # split horizon: the outside copy names the MX at the public (NATed) address
+            pz = Zone(dom, md.public.dns, [Record("@", "NS", f"{nodes[md.public.dns].fqdn}."),
+                                           Record("@", "MX", f"10 {mx.fqdn}.")])
+            if mx.fqdn.endswith("." + dom):
+                pz.records.append(Record(mx.fqdn[: -len(dom) - 1], "A", md.public.address))
+            public.append(pz)
     rev: dict[str, Zone] = {}
     for sub_name, sub in topo.subnets.items():
         members = [(n, i) for n in nodes.values() for i in n.interfaces if i.subnet == sub_name and i.ip]
         srvs = sorted({s for s in (server_for(n.fqdn.split(".", 1)[1]) for n, _ in members) if s})
-        srv = srvs[0] if srvs else (dns_nodes[0] if dns_nodes else None)
+        # a subnet with a DNS server on it is that server's; else the first server naming its hosts
+        local = sorted(n.name for n, _ in members if n.role == "dns")
+        srv = local[0] if local else srvs[0] if srvs else (dns_nodes[0] if dns_nodes else None)
         if srv is None or not members:
             continue
         zname = reverse_zone(sub.cidr)
@@ -245,7 +264,18 @@ def make_plan(topo: Topology) -> Plan:
         if n.role == "mail" and name not in mail:
             mail[name] = MailHost(name, n.fqdn, [], [])
 
-    return Plan(topo, nodes, list(zone_map.values()) + list(rev.values()), scopes, mail)
+    zones = list(zone_map.values()) + public + list(rev.values())
+    # every DNS server finds the other lab domains (names, not reverse zones) through a
+    # lab root zone of its own that delegates them to their servers, so mail relays
+    # between sites find their MX and nothing is ever asked outside the lab
+    forwards: dict[str, list[Forward]] = {}
+    for srv in dns_nodes:
+        mine = {z.name for z in zones if z.server == srv}
+        for z in zone_map.values():
+            if z.name not in mine and z.server != srv and nodes[z.server].ip:
+                forwards.setdefault(srv, []).append(Forward(z.name, [str(nodes[z.server].ip)],
+                                                            nodes[z.server].fqdn))
+    return Plan(topo, nodes, zones, scopes, mail, forwards)
 
 
 def _static_routes(topo: Topology, nodes: dict[str, NodePlan]) -> None:
@@ -295,3 +325,61 @@ def _static_routes(topo: Topology, nodes: dict[str, NodePlan]) -> None:
             best = min(holders, key=lambda h: order[h])
             routes.append(Route(cidr, first_hop[best]))
         r.routes = routes
+
+
+def firewall_policy(plan: Plan, fw: str) -> dict[str, Any]:
+    """The firewall service's policy (plain data) from the topology's zone policy."""
+    t = plan.topology.data
+    pol = t.firewalls[fw]
+    node = plan.nodes[fw]
+    zones = {z: [i.name for i in node.interfaces if i.subnet in subs] for z, subs in pol.zones.items()}
+    allow: list[dict[str, Any]] = []
+    for rule in pol.allow:
+        by_proto: dict[str, list[str]] = {}
+        for port in rule.ports:
+            if port in ("any", "icmp"):
+                allow.append({"from": rule.from_, "to": rule.to, "proto": port, "ports": []})
+                continue
+            proto, _, num = port.partition("/")
+            by_proto.setdefault(proto, []).append(num)
+        for proto, nums in by_proto.items():
+            allow.append({"from": rule.from_, "to": rule.to, "proto": proto,
+                          "ports": [int(n) if n.isdigit() else n for n in nums]})
+    forwards = []
+    for f in pol.forward:
+        proto, _, num = f.port.partition("/")
+        target = plan.nodes[f.to]
+        forwards.append({"zone": f.zone, "proto": proto, "port": int(num), "to": target.ip,
+                         "to_port": f.to_port or int(num)})
+    mode = plan.topology.routing.mode
+    return {"zones": zones, "allow": allow,
+            "masquerade": [{"from": m.from_, "to": m.to} for m in pol.masquerade],
+            "forwards": forwards, "icmp": pol.icmp,
+            "routing": [mode] if mode in ("ospf", "rip") else []}
+
+
+@dataclass
+class Impairment:
+    """Loss, delay and bandwidth on one end of a link, applied inside that node."""
+
+    node: str
+    iface: str
+    link: int
+    loss: float | None
+    delay: str | None
+    delay_optional: bool
+    direction: str            # "out" (the other end is a node that does its own) or "both"
+
+
+def impairments(plan: Plan) -> list[Impairment]:
+    t = plan.topology.data
+    out = []
+    for k, link in enumerate(t.links):
+        if not (link.loss or link.delay):
+            continue
+        node_ends = [e for e in (link.a, link.b) if t.nodes[e].role != "switch"]
+        for end in node_ends:
+            itf = next(i for i in plan.nodes[end].interfaces if i.link == k)
+            out.append(Impairment(end, itf.name, k, link.loss, link.delay, link.delay_optional,
+                                  "out" if len(node_ends) == 2 else "both"))
+    return out

@@ -137,10 +137,23 @@ class User(Strict):
     password: str = Field(min_length=1)
 
 
+class PublicView(Strict):
+    """How the outside sees a domain whose servers sit behind NAT (split-horizon DNS)."""
+
+    dns: str = Field(description="the outside DNS node that serves the public copy of this domain")
+    address: str = Field(description="the public address of the mail server (the firewall's, with a port forward)")
+
+    @field_validator("address")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        return str(_ipv4(v, "the public address"))
+
+
 class MailDomain(Strict):
     mail: str = Field(description="the node that is this domain's mail server (its MX)")
     dns: str | None = Field(None, description="the node authoritative for this domain")
     users: dict[str, User] = Field(default_factory=dict)
+    public: PublicView | None = Field(None, description="the domain as seen from outside a NAT")
 
 
 class StaticRoute(Strict):
@@ -412,7 +425,8 @@ def check(t: TopologyFile, src: Located, topo: Topology | None = None) -> list[P
                 out.append(p(("links", i), f"switches '{link.a}' ({sa}) and '{link.b}' ({sb}) carry different subnets",
                              "only a router joins two subnets"))
             if link.loss or link.delay:
-                pass  # impairments on switch-to-switch links are applied on the bridge ports' peers
+                out.append(p(("links", i), "loss and delay go on a link with a node at one end",
+                             "put them on the link of the host or router whose traffic should suffer"))
             continue
         sub = _link_subnet(t, link, i, subnets, p, out)
         if sub is None:
@@ -565,6 +579,14 @@ def check(t: TopologyFile, src: Located, topo: Topology | None = None) -> list[P
                 out.append(p(where + (key,), f"unknown node '{ref}'", suggest(ref, list(nodes))))
             elif nodes[ref].role != role:
                 out.append(p(where + (key,), f"node '{ref}' has role '{nodes[ref].role}', not '{role}'"))
+        if md.public is not None:
+            ref = md.public.dns
+            if ref not in nodes:
+                out.append(p(where + ("public", "dns"), f"unknown node '{ref}'", suggest(ref, list(nodes))))
+            elif nodes[ref].role != "dns":
+                out.append(p(where + ("public", "dns"), f"node '{ref}' has role '{nodes[ref].role}', not 'dns'"))
+            elif ref == md.dns:
+                out.append(p(where + ("public", "dns"), "the public copy must live on another DNS server than the inside one"))
         for user in md.users:
             if not USER_RE.match(user):
                 out.append(p(where + ("users", user), f"'{user}' is not a valid mailbox name",

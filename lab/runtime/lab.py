@@ -21,8 +21,12 @@ from lab.runtime.rundir import RunDir, claim_prefix, new_run_id
 from lab.services.base import Deployment, Service
 from lab.services.dhcp import Dhclient, Kea
 from lab.services.dns import Bind
-from lab.services.mail import MAIL_PRIVATE_DIRS, Dovecot, Postfix
+from lab.services.firewall import Firewall
+from lab.services.frr import Frr
+from lab.services.mail import Dovecot, Postfix
 from lab.services.pki import LabCA
+from lab.model.plan import firewall_policy
+from lab.runtime import impair
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,8 @@ class Lab:
         self.dhclients: dict[str, Dhclient] = {}
         self.dep: Deployment | None = None
         self.timings: dict[str, float] = {}
+        self.notes: list[str] = []
+        self.loss_rules: dict[str, str] = {}
         self.ready_at: float | None = None
         self.teardown_problems: list[str] = []
 
@@ -87,6 +93,7 @@ class Lab:
     def up(self) -> None:
         t0 = time.monotonic()
         check_environment()
+        self.notes = impair.check_supported(self.plan)     # refuses what cannot be honoured
         self.run = claim_prefix(self.run_id, self.requested_prefix)
         self.progress(f"claimed name prefix {self.run.prefix} (run {self.run_id})")
         ca = LabCA(self.run.state / "pki")
@@ -103,6 +110,21 @@ class Lab:
         self.network.build(private_dirs)
         self.timings["network"] = time.monotonic() - t
         self.dep = Deployment(self.plan, self.run, ca, self.network.nodes)
+
+        # the network's own behaviour first: firewall policy, loss, routing daemons
+        for name, node in self.network.nodes.items():
+            if node.plan.role == "firewall":
+                fw = Firewall(node, self.dep)
+                fw.policy = firewall_policy(self.plan, name)
+                self._deploy(fw)
+        self.loss_rules = impair.apply_loss(self.network.nodes, self.plan)
+        mode = self.plan.topology.routing
+        if mode.mode in ("ospf", "rip"):
+            for name, node in self.network.nodes.items():
+                if node.plan.forwards:
+                    frr = Frr(node, self.dep)
+                    frr.routing = self.frr_routing(node)
+                    self._deploy(frr)
 
         order = [("dns", [Bind]), ("dhcp", [Kea]), ("mail", [Postfix, Dovecot])]
         for role, classes in order:
@@ -128,6 +150,28 @@ class Lab:
         self.ready_at = time.monotonic()
         self.timings["ready"] = self.ready_at - t0
         self.progress(f"lab ready in {self.timings['ready']:.2f} s")
+
+    def frr_routing(self, node: LabNode) -> dict[str, Any]:
+        """What the FRR service needs: interfaces, which of them face only hosts, timers."""
+        routing = self.plan.topology.routing
+        t = self.plan.topology.data
+        routers = {n for n, v in t.nodes.items() if v.role in ("router", "firewall")}
+        # an interface is passive when no other router shares its subnet
+        members: dict[str, set[str]] = {}
+        for other in self.plan.routers():
+            for i in other.interfaces:
+                members.setdefault(i.subnet, set()).add(other.name)
+        ifaces = []
+        for i in node.plan.interfaces:
+            if not i.ip:
+                continue
+            passive = len(members.get(i.subnet, set()) & routers) < 2
+            ifaces.append({"name": i.name, "address": i.ip, "prefixlen": i.prefixlen, "passive": passive})
+        return {"mode": routing.mode, "router_id": node.plan.ip, "interfaces": ifaces,
+                "hello": routing.hello, "dead": routing.dead}
+
+    def expected_prefixes(self) -> set[str]:
+        return {str(n) for n in self.plan.subnets.values()}
 
     def _deploy(self, svc: Service) -> None:
         t = time.monotonic()

@@ -8,6 +8,7 @@ from typing import Any
 
 from lab.errors import BuildError, EnvironmentProblem
 from lab.model.plan import Plan
+from lab.runtime.impair import netem_available
 from lab.runtime.node import LabNode
 from lab.runtime.rundir import RunDir
 
@@ -76,8 +77,16 @@ class LabNetwork:
             ports[br] = ports.get(br, 0) + 1
             return f"{br}-{ports[br]}"
 
+        netem = netem_available() if any(lk.loss or lk.delay for lk in t.links) else False
         for k, link in enumerate(t.links):
-            cls, params = (TCLink, {"bw": link.bw}) if link.bw else (Link, {})
+            params: dict[str, Any] = {}
+            if link.bw:
+                params["bw"] = link.bw
+            if netem and link.delay:
+                params["delay"] = link.delay
+            if netem and link.loss:
+                params["loss"] = link.loss
+            cls = TCLink if params else Link
             ends = []
             for end in (link.a, link.b):
                 if t.nodes[end].role == "switch":

@@ -37,8 +37,17 @@ class Bind(Service):
                 primary_ns=f"{self.node.plan.fqdn}.", admin=f"hostmaster.{self.node.plan.fqdn.split('.', 1)[1]}.",
                 records=z.records))
             zones.append({"name": z.name, "file": str(zfile)})
+        forwards = self.dep.plan.forwards.get(self.node.name, [])
+        if forwards:
+            self.write(home / "db.root", render_template(
+                TEMPLATES, "zone.db.j2", origin=".", ttl=300, serial=serial, primary_ns=f"{self.node.plan.fqdn}.",
+                admin=f"hostmaster.{self.node.plan.fqdn.split('.', 1)[1]}.",
+                records=[{"owner": "@", "type": "NS", "value": f"{self.node.plan.fqdn}."},
+                         {"owner": f"{self.node.plan.fqdn}.", "type": "A", "value": self.node.ip},
+                         *({"owner": f"{f.zone}.", "type": "NS", "value": f"{f.ns}."} for f in forwards),
+                         *({"owner": f"{f.ns}.", "type": "A", "value": ip} for f in forwards for ip in f.servers)]))
         self.write(home / "named.conf", render_template(TEMPLATES, "named.conf.j2", dir=str(home),
-                                                         listen=self.node.ip, zones=zones))
+                                                         listen=self.node.ip, zones=zones, forwards=bool(forwards)))
         key = home / "rndc.key"
         if not key.exists():
             subprocess.run(["rndc-confgen", "-a", "-A", "hmac-sha256", "-k", "rndc-key", "-c", str(key)],

@@ -47,7 +47,7 @@ def named_context(plan: Plan) -> dict[str, Any]:
     """What Bind.render() passes for named.conf on node 'dns'."""
     home = "/var/lib/mail-lab/runs/x/nodes/dns/named"
     zones = [{"name": z.name, "file": f"{home}/db.{z.name}"} for z in plan.zones if z.server == "dns"]
-    return dict(dir=home, listen=plan.nodes["dns"].ip, zones=zones)
+    return dict(dir=home, listen=plan.nodes["dns"].ip, zones=zones, forwards=bool(plan.forwards.get("dns")))
 
 
 def zone_context(plan: Plan, name: str) -> dict[str, Any]:
@@ -321,3 +321,12 @@ class TestSsha512:
         salt = b"12345678"
         raw = base64.b64decode(ssha512("mot-de-passé", salt).removeprefix("{SSHA512}"))
         assert raw[:64] == hashlib.sha512("mot-de-passé".encode() + salt).digest()
+
+
+def test_named_conf_with_a_lab_root() -> None:
+    """A server that must find other lab domains recurses through its own root zone."""
+    text = render_template(TEMPLATES, "named.conf.j2", dir="/d", listen="10.0.1.2", zones=[], forwards=True)
+    assert "recursion yes;" in text and 'zone "." {' in text and "type primary;" in text
+    assert "recursion no;" not in text
+    text = render_template(TEMPLATES, "named.conf.j2", dir="/d", listen="10.0.1.2", zones=[], forwards=False)
+    assert "recursion no;" in text and 'zone "."' not in text

@@ -1,0 +1,98 @@
+"""Link impairments: bandwidth, loss and delay, honoured or refused, never silently dropped.
+
+Bandwidth is HTB (Mininet's TCLink).  Loss and delay use ``tc netem`` where the kernel
+has it (a user's laptop); this machine's kernel has no netem, so loss falls back to an
+nftables random drop inside the node at each end of the link, and a delay is refused
+before anything is built unless the link says ``delay_optional: true`` (then the run
+records that the delay was not applied).
+"""
+from __future__ import annotations
+
+import functools
+import subprocess
+
+from lab.errors import InputError
+from lab.model.plan import Impairment, Plan, impairments
+from lab.runtime.node import LabNode
+
+
+@functools.lru_cache(maxsize=1)
+def netem_available() -> bool:
+    """Try netem on the loopback of a throwaway network namespace."""
+    try:
+        r = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up && tc qdisc add dev lo root netem delay 1ms"],
+                           capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
+def check_supported(plan: Plan) -> list[str]:
+    """Refuse delays this kernel cannot apply; return notes about what falls back."""
+    notes: list[str] = []
+    problems = []
+    netem = netem_available()
+    src = plan.topology.src
+    for imp in impairments(plan):
+        if imp.delay and not netem:
+            if imp.delay_optional:
+                notes.append(f"links[{imp.link}]: delay {imp.delay} NOT applied on {imp.node}:{imp.iface} "
+                             "(this kernel has no tc netem; the link is marked delay_optional)")
+            else:
+                problems.append(src.problem(("links", imp.link, "delay"),
+                                            f"this kernel has no tc netem: a delay of {imp.delay} cannot be applied",
+                                            "remove the delay, run on a kernel with sch_netem, or set "
+                                            "delay_optional: true to build without it"))
+        if imp.loss and not netem:
+            notes.append(f"links[{imp.link}]: loss {imp.loss:g}% on {imp.node}:{imp.iface} ({imp.direction}) "
+                         "by nftables random drop (no tc netem in this kernel)")
+    if problems:
+        # keep one problem per link (both ends report the same delay)
+        seen, unique = set(), []
+        for p in problems:
+            if p.field not in seen:
+                seen.add(p.field)
+                unique.append(p)
+        raise InputError(problems=unique)
+    return notes
+
+
+def loss_ruleset(rules: list[Impairment]) -> str:
+    """An nftables table dropping a random share of packets on the given interfaces."""
+    lines = ["table inet labloss", "delete table inet labloss", "table inet labloss {"]
+    out_rules, in_rules = [], []
+    for imp in rules:
+        assert imp.loss is not None
+        if imp.loss >= 100:
+            cond = ""
+        else:
+            cond = f"numgen random mod 10000 < {int(round(imp.loss * 100))} "
+        if imp.direction in ("out", "both"):
+            out_rules.append(f'\t\toifname "{imp.iface}" {cond}counter drop comment "loss {imp.loss:g}% out"')
+        if imp.direction in ("in", "both"):
+            in_rules.append(f'\t\tiifname "{imp.iface}" {cond}counter drop comment "loss {imp.loss:g}% in"')
+    lines += ["\tchain out {", "\t\ttype filter hook postrouting priority filter + 10; policy accept;", *out_rules, "\t}",
+              "\tchain in {", "\t\ttype filter hook prerouting priority raw - 10; policy accept;", *in_rules, "\t}", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def apply_loss(nodes: dict[str, LabNode], plan: Plan) -> dict[str, str]:
+    """Load the loss tables (only where netem is missing).  Returns node -> ruleset."""
+    if netem_available():
+        return {}
+    per_node: dict[str, list[Impairment]] = {}
+    for imp in impairments(plan):
+        if imp.loss:
+            per_node.setdefault(imp.node, []).append(imp)
+    out = {}
+    for name, rules in per_node.items():
+        text = loss_ruleset(rules)
+        node = nodes[name]
+        path = node.dir / "loss.nft"
+        path.write_text(text)
+        r = node.run(["nft", "-f", str(path)])
+        if r.returncode != 0:
+            from lab.errors import BuildError
+            raise BuildError(f"{name}: could not load the loss rules: {r.stderr.strip()}")
+        out[name] = text
+    return out
