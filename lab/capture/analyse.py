@@ -133,32 +133,46 @@ def flow_key(key: Any) -> tuple[str, str, int, str, int]:
     return (str(p), str(c), int(cp), str(s), int(sp))
 
 
-def path(pcaps_by_link: Mapping[str, PcapLike], key: Any) -> dict[str, Any]:
+def path(pcaps_by_link: Mapping[str, PcapLike], key: Any, *, follow_nat: bool = True) -> dict[str, Any]:
     """On which links a flow appeared, in the order it reached them, with the TTL on each.
 
-    A TTL drop between two links is the number of routers between them.  A NATed flow
-    changes its key on the way: follow it with ``nat`` and call ``path`` again.
+    A TTL drop between two links is the number of routers between them.  With
+    ``follow_nat`` a link where the key is absent is searched for the same flow under
+    rewritten addresses (see ``nat``); such entries carry ``translated: true`` and the
+    key as seen there.
     """
     k = flow_key(key)
+    parsed = {link: _parsed(p) for link, p in pcaps_by_link.items()}
+    found: dict[str, tuple[Flow, bool]] = {}
+    for link, p in parsed.items():
+        f = p.find(k)
+        if f is not None:
+            found[link] = (f, False)
+    if follow_nat and found:
+        anchor_link, (anchor, _) = next(iter(found.items()))
+        for link, p in parsed.items():
+            if link in found:
+                continue
+            m = _match_flow(anchor, p.flows, window=2.0)
+            if m is not None:
+                found[link] = (m, True)
     seen = []
-    missing = []
-    for link, pcap in pcaps_by_link.items():
-        f = _parsed(pcap).find(k)
-        if f is None:
-            missing.append(link)
-            continue
-        c2s_ttl, s2c_ttl = sorted(f.ttl[C2S]), sorted(f.ttl[S2C])
-        seen.append({"link": link, "first": round(f.first_ts, 6), "first_packet": f.first_packet,
-                     "packets": f.packets, "c2s_packets": f.pk[C2S], "s2c_packets": f.pk[S2C],
-                     "ttl_c2s": c2s_ttl, "ttl_s2c": s2c_ttl})
-    seen.sort(key=lambda x: x["first"])
+    for link, (f, translated) in found.items():
+        entry = {"link": link, "flow": f.name, "first": round(f.first_ts, 6), "first_packet": f.first_packet,
+                 "packets": f.packets, "c2s_packets": f.pk[C2S], "s2c_packets": f.pk[S2C],
+                 "ttl_c2s": sorted(f.ttl[C2S]), "ttl_s2c": sorted(f.ttl[S2C])}
+        if translated:
+            entry["translated"] = True
+        seen.append(entry)
+    seen.sort(key=lambda x: (x["first"], -max(x["ttl_c2s"] or [0])))
     hops = []
     for a, b in zip(seen, seen[1:]):
         ta, tb = a["ttl_c2s"], b["ttl_c2s"]
         hops.append({"from": a["link"], "to": b["link"],
                      "routers": (max(ta) - max(tb)) if ta and tb else None})
     first_ttl = seen[0]["ttl_c2s"] if seen else []
-    return {"flow": f"{k[0]} {k[1]}:{k[2]} > {k[3]}:{k[4]}", "links": seen, "hops": hops, "missing": missing,
+    return {"flow": f"{k[0]} {k[1]}:{k[2]} > {k[3]}:{k[4]}", "links": seen, "hops": hops,
+            "missing": [link for link in parsed if link not in found],
             "client_initial_ttl": _initial_ttl(max(first_ttl)) if first_ttl else None}
 
 
@@ -166,47 +180,58 @@ def _initial_ttl(ttl: int) -> int:
     return next(t for t in (32, 64, 128, 255) if ttl <= t)
 
 
+def _match_flow(fa: Flow, candidates: Iterable[Flow], window: float, used: set[int] | None = None) -> Flow | None:
+    """The flow among ``candidates`` that is ``fa`` seen elsewhere, addresses possibly rewritten.
+
+    TCP: the client's initial sequence number (NAT keeps it), and the server's when
+    both SYNs were seen.  UDP and ICMP echo: the IP id of the first packet each way
+    and the packet counts.  The first packets must be within ``window`` seconds.
+    """
+    best, best_dt = None, window
+    for fb in candidates:
+        if fb.proto != fa.proto or (used is not None and id(fb) in used):
+            continue
+        if fa.proto == 6:
+            if fa.isn[C2S] is None or fb.isn[C2S] != fa.isn[C2S]:
+                continue
+            if fa.isn[S2C] is not None and fb.isn[S2C] is not None and fb.isn[S2C] != fa.isn[S2C]:
+                continue
+        elif not fa.ipid[C2S] or fb.ipid[C2S] != fa.ipid[C2S] or fb.pk != fa.pk:
+            continue
+        dt = abs(fb.first_ts - fa.first_ts)
+        if dt <= best_dt:
+            best, best_dt = fb, dt
+    return best
+
+
 def nat(pcap_a: PcapLike, pcap_b: PcapLike, *, window: float = 2.0) -> list[dict[str, Any]]:
     """Flows seen on both sides of a router, matched despite rewritten addresses and ports.
 
-    TCP is matched by the client's initial sequence number (NAT keeps it), and the
-    server's when both SYNs are there; UDP and ICMP echo by the IP id of the first
-    packet and the packet count each way.  Either way the first packets must be within
-    ``window`` seconds.  ``rewritten`` lists what changed: an empty list means the flow
-    was routed unchanged.
+    Matching as in ``_match_flow`` (TCP initial sequence numbers; IP id and packet
+    counts for UDP and ICMP echo).  ``rewritten`` lists what changed between ``a`` and
+    ``b``; an empty list means the flow was routed unchanged.  ``nat_mapping`` turns
+    the result into ``{"tcp inside:port": "outside:port"}``.
     """
     pa, pb = _parsed(pcap_a), _parsed(pcap_b)
-    by_isn: dict[tuple[int, int], list[Flow]] = {}
-    by_ipid: dict[tuple[int, int], list[Flow]] = {}
+    index: dict[tuple[int, int | None], list[Flow]] = {}
     for f in pb.flows:
-        if f.proto == 6 and f.isn[C2S] is not None:
-            by_isn.setdefault((6, f.isn[C2S]), []).append(f)
-        elif f.ipid[C2S] is not None:
-            by_ipid.setdefault((f.proto, f.ipid[C2S]), []).append(f)
+        index.setdefault((f.proto, f.isn[C2S] if f.proto == 6 else f.ipid[C2S]), []).append(f)
     out = []
     used: set[int] = set()
     for fa in pa.flows:
-        how = None
-        cands: list[Flow] = []
-        if fa.proto == 6 and fa.isn[C2S] is not None:
-            cands = [fb for fb in by_isn.get((6, fa.isn[C2S]), [])
-                     if fa.isn[S2C] is None or fb.isn[S2C] is None or fb.isn[S2C] == fa.isn[S2C]]
-            how = "tcp initial sequence numbers"
-        elif fa.proto != 6 and fa.ipid[C2S] is not None and fa.ipid[C2S] != 0:
-            cands = [fb for fb in by_ipid.get((fa.proto, fa.ipid[C2S]), []) if fb.pk == fa.pk]
-            how = "ip id of the first packet and packet counts"
-        cands = [fb for fb in cands if id(fb) not in used and abs(fb.first_ts - fa.first_ts) <= window]
-        if not cands:
+        cands = index.get((fa.proto, fa.isn[C2S] if fa.proto == 6 else fa.ipid[C2S]), [])
+        fb = _match_flow(fa, cands, window, used)
+        if fb is None:
             continue
-        fb = min(cands, key=lambda x: abs(x.first_ts - fa.first_ts))
         used.add(id(fb))
         ka, kb = fa.key, fb.key
         rewritten = [name for name, i in (("client", 1), ("client_port", 2), ("server", 3), ("server_port", 4))
                      if ka[i] != kb[i]]
-        ta, tb = fa.ttl[C2S], fb.ttl[C2S]
-        out.append({"a": _key_dict(ka, pa.link), "b": _key_dict(kb, pb.link), "matched_by": how,
+        out.append({"a": _key_dict(ka, pa.link), "b": _key_dict(kb, pb.link),
+                    "matched_by": "tcp initial sequence numbers" if fa.proto == 6
+                    else "ip id of the first packet and packet counts",
                     "rewritten": rewritten, "kind": _nat_kind(rewritten),
-                    "ttl_c2s": {pa.link: sorted(ta), pb.link: sorted(tb)},
+                    "ttl_c2s": {pa.link: sorted(fa.ttl[C2S]), pb.link: sorted(fb.ttl[C2S])},
                     "packets": {pa.link: fa.packets, pb.link: fb.packets}})
     return out
 

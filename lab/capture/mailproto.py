@@ -105,10 +105,7 @@ def _find_starttls(flow: Flow, proto: str | None) -> StartTLS | None:
     cmd_packet = c2s_stream.packet_at(ln.offset)
     tag = m.group(1) if proto == "imap" else None
     reply = None
-    for r in lines(s2c):
-        pkt = s2c_stream.packet_at(r.offset)
-        if cmd_packet is not None and pkt is not None and pkt <= cmd_packet:
-            continue
+    for r in lines(s2c, s2c_stream.offset_after(cmd_packet)):   # replies sent after the command
         if proto == "imap" and not r.text.startswith(f"{tag} "):
             continue                                    # untagged lines before the tagged reply
         if proto == "smtp" and len(r.text) > 3 and r.text[3] == "-":
@@ -239,10 +236,8 @@ def reply_after(flow: Flow, c2s_offset: int, tag: str | None = None) -> tuple[st
     """The server's first reply line sent after the packet holding ``c2s_offset``."""
     c2s_stream, s2c_stream = flow.stream(C2S), flow.stream(S2C)
     pkt = c2s_stream.packet_at(c2s_offset)
-    for r in lines(s2c_stream.data):
+    for r in lines(s2c_stream.data, s2c_stream.offset_after(pkt)):
         rp = s2c_stream.packet_at(r.offset)
-        if pkt is not None and rp is not None and rp <= pkt:
-            continue
         if tag is not None and not r.text.startswith(f"{tag} "):
             continue
         if looks_like_tls(s2c_stream.data[r.offset:r.offset + 3]):

@@ -125,6 +125,15 @@ class Stream:
     truncated: bool = False          # the limit cut the stream
     retransmitted: int = 0           # segments that brought nothing new
 
+    def offset_after(self, packet: int | None) -> int:
+        """Stream offset of the first byte carried by a packet numbered above ``packet``."""
+        if packet is None:
+            return 0
+        for off, n in self.marks:
+            if n > packet:
+                return off
+        return len(self.data)
+
     def packet_at(self, offset: int) -> int | None:
         """Packet number that carried the byte at ``offset`` of this stream."""
         lo, hi, best = 0, len(self.marks) - 1, None
@@ -258,7 +267,7 @@ class Flow:
                 ordered = False
                 break
             marks.append((have, n))
-            if have + ln >= limit:
+            if have + ln > limit:
                 parts.append(buf[a:a + limit - have])
                 have = limit
                 st.truncated = True

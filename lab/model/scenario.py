@@ -92,25 +92,104 @@ class Expect(Strict):
 class WaitFor(Strict):
     """Wait until a condition holds, polling, up to a timeout (never a bare sleep)."""
 
-    condition: Literal["delivered", "queue_empty", "port_open"]
+    condition: Literal["delivered", "queue_empty", "port_open", "converged", "reachable", "stp_stable",
+                       "ospf_full"]
     mailbox: str | None = None
     message: str | None = None
     node: str | None = None
     on: str | None = None
     port: int | None = Field(None, ge=1, le=65535)
+    to: str | None = Field(None, description="reachable: the node, host name or address to ping")
     timeout: float = Field(15, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _fields(self) -> "WaitFor":
-        need = {"delivered": ("mailbox",), "queue_empty": ("node",), "port_open": ("on", "node", "port")}
+        need = {"delivered": ("mailbox",), "queue_empty": ("node",), "port_open": ("on", "node", "port"),
+                "converged": (), "reachable": ("on", "to"), "stp_stable": (), "ospf_full": ()}
         missing = [k for k in need[self.condition] if getattr(self, k) is None]
         if missing:
             raise ValueError(f"condition '{self.condition}' needs: " + ", ".join(missing))
         return self
 
 
+class Ping(Strict):
+    """ICMP echo from a host: loss and round-trip times."""
+
+    on: str
+    to: str = Field(description="a node, a host name or an address")
+    count: int = Field(5, ge=1, le=10000)
+    interval: float = Field(0.2, ge=0.002, le=10)
+    expect: Literal["reachable", "unreachable"] = "reachable"
+    max_loss: float = Field(0, ge=0, le=100, description="reachable: the highest loss (%) that still passes")
+    size: int | None = Field(None, ge=0, le=65000)
+
+
+class PathStep(Strict):
+    """The routers a packet crosses (TTL probing, like traceroute)."""
+
+    on: str
+    to: str
+    via: list[str] | None = Field(None, description="the expected routers, in order (node names)")
+    max_hops: int = Field(16, ge=1, le=64)
+
+
+class LinkState(Strict):
+    """Take a link down or up at both ends, like pulling or plugging a cable."""
+
+    a: str
+    b: str
+    state: Literal["down", "up"]
+
+
+class NodeState(Strict):
+    """Take every interface of a node down (it vanishes from the network) or up again."""
+
+    name: str
+    state: Literal["down", "up"]
+
+
+class ServiceState(Strict):
+    """Stop or start a daemon on a node (fault labs: the DNS server or Dovecot is down)."""
+
+    node: str
+    daemon: Literal["postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables"]
+    state: Literal["stop", "start"]
+
+
+class Probe(Strict):
+    """Is a port open, closed or filtered from a given host?"""
+
+    on: str
+    to: str
+    port: int = Field(ge=1, le=65535)
+    proto: Literal["tcp", "udp"] = "tcp"
+    expect: Literal["open", "closed", "filtered"]
+    listen: bool = Field(False, description="open a listener on the target for the probe (tests the path, not a daemon)")
+    timeout: float = Field(1.5, gt=0, le=30)
+
+
+class Routes(Strict):
+    """Show a node's routing table in the report; optionally check one route."""
+
+    on: str
+    to: str | None = Field(None, description="a destination network (CIDR) that must be in the table")
+    via: str | None = Field(None, description="...through this next hop (an address or a node name)")
+    protocol: str | None = Field(None, description="...learnt by this protocol: kernel, static, ospf, rip")
+
+
+class Sniff(Strict):
+    """Capture on a bystander while two other hosts ping each other: does it see them?"""
+
+    on: str
+    between: list[str] = Field(min_length=2, max_length=2)
+    count: int = Field(5, ge=1, le=1000)
+    expect: Literal["seen", "not_seen"]
+
+
 ACTIONS: dict[str, type[Strict]] = {
     "send": Send, "fetch": Fetch, "dns": Dns, "expect": Expect, "wait_for": WaitFor,
+    "ping": Ping, "path": PathStep, "link": LinkState, "node": NodeState, "service": ServiceState,
+    "probe": Probe, "routes": Routes, "sniff": Sniff,
 }
 
 
@@ -213,7 +292,24 @@ def _default_name(kind: str, s: Any) -> str:
         return f"{s.on}: dns {s.type} {s.query}"
     if kind == "expect":
         return f"expect mailbox {s.mailbox}"
-    return f"wait for {s.condition}"
+    if kind == "ping":
+        return f"{s.on}: ping {s.to} ({s.expect})"
+    if kind == "path":
+        return f"{s.on}: path to {s.to}" + (f" via {', '.join(s.via)}" if s.via else "")
+    if kind == "link":
+        return f"link {s.a}-{s.b} {s.state}"
+    if kind == "node":
+        return f"node {s.name} {s.state}"
+    if kind == "service":
+        return f"{s.node}: {s.state} {s.daemon}"
+    if kind == "probe":
+        return f"{s.on}: probe {s.proto}/{s.port} on {s.to} ({s.expect})"
+    if kind == "routes":
+        return f"{s.on}: routes" + (f" to {s.to}" if s.to else "")
+    if kind == "sniff":
+        return f"{s.on}: sniff {s.between[0]} <-> {s.between[1]} ({s.expect.replace('_', ' ')})"
+    what = f" {s.on} -> {s.to}" if s.condition == "reachable" else ""
+    return f"wait for {s.condition}{what}"
 
 
 def _check_refs(steps: list[Step], plan: Plan, src: Located) -> list[Problem]:
@@ -224,7 +320,7 @@ def _check_refs(steps: list[Step], plan: Plan, src: Located) -> list[Problem]:
     for st in steps:
         s = st.params
         where = ("steps", st.index, st.kind)
-        for key in ("on", "node"):
+        for key in ("on", "node", "name"):
             ref = getattr(s, key, None)
             if ref is not None and ref in nodes and ref not in hosts:
                 out.append(src.problem(where + (key,), f"'{ref}' is a {nodes[ref].role}: steps run on hosts",
@@ -256,6 +352,30 @@ def _check_refs(steps: list[Step], plan: Plan, src: Located) -> list[Problem]:
             if label is not None and label not in labels:
                 out.append(src.problem(where + ("message",), f"no earlier send has message label '{label}'",
                                        suggest(label, labels) if labels else "label a send step with 'message'"))
+        if st.kind == "link":
+            for end in ("a", "b"):
+                if getattr(s, end) not in nodes:
+                    out.append(src.problem(where + (end,), f"unknown node '{getattr(s, end)}'",
+                                           suggest(getattr(s, end), list(nodes))))
+            t = plan.topology.data
+            if s.a in nodes and s.b in nodes and not any({lk.a, lk.b} == {s.a, s.b} for lk in t.links):
+                out.append(src.problem(where, f"there is no link between '{s.a}' and '{s.b}'"))
+        if st.kind in ("ping", "path", "probe", "wait_for") and getattr(s, "to", None) is not None:
+            to = s.to
+            if plan.node_by_fqdn(to) is None and not _is_ip(to) and not (plan.node_by_fqdn(to.split(".")[0]) and "." in to):
+                out.append(src.problem(where + ("to",), f"'{to}' is neither a node, a host name nor an address",
+                                       suggest(to, hosts)))
+        if st.kind == "path" and s.via:
+            for j, r in enumerate(s.via):
+                if r not in nodes or not nodes[r].forwards:
+                    out.append(src.problem(where + ("via", j), f"'{r}' is not a router of the topology",
+                                           suggest(r, [n.name for n in plan.routers()])))
+        if st.kind == "sniff":
+            for j, h in enumerate(s.between):
+                if h not in hosts:
+                    out.append(src.problem(where + ("between", j), f"unknown node '{h}'", suggest(h, hosts)))
+        if st.kind == "service":
+            out.extend(_check_daemon(s, plan, src, where))
         if st.kind in ("expect", "wait_for") and getattr(s, "mailbox", None):
             if plan.user(s.mailbox) is None:
                 out.append(src.problem(where + ("mailbox",), f"'{s.mailbox}' is not a mailbox of the topology"))
@@ -263,6 +383,23 @@ def _check_refs(steps: list[Step], plan: Plan, src: Located) -> list[Problem]:
                 and nodes[s.node].role != "mail":
             out.append(src.problem(where + ("node",), f"'{s.node}' is not a mail node"))
     return out
+
+
+DAEMON_ROLES = {"postfix": ("mail",), "dovecot": ("mail",), "named": ("dns",), "kea-dhcp4": ("dhcp",),
+                "frr": ("router", "firewall"), "nftables": ("firewall",)}
+
+
+def _check_daemon(s: Any, plan: Plan, src: Located, where: tuple[Any, ...]) -> list[Problem]:
+    node = plan.nodes.get(s.node)
+    if node is None:
+        return []
+    roles = DAEMON_ROLES[s.daemon]
+    if node.role not in roles:
+        return [src.problem(where + ("daemon",), f"'{s.node}' ({node.role}) runs no {s.daemon}",
+                            f"{s.daemon} runs on: " + ", ".join(n.name for n in plan.nodes.values() if n.role in roles))]
+    if s.daemon == "frr" and plan.topology.routing.mode == "static":
+        return [src.problem(where + ("daemon",), "routing is static: no FRR runs in this topology")]
+    return []
 
 
 def _is_ip(text: str) -> bool:

@@ -142,6 +142,15 @@ class LabNetwork:
         if r.returncode != 0:
             raise BuildError(f"{node.name}: cannot bind-mount its resolv.conf: {r.stderr.strip()}")
 
+    def restore_routes(self, node: LabNode) -> None:
+        """Reinstall the routes the plan gives a node (the kernel drops them with its links)."""
+        p = node.plan
+        if p.forwards and self.plan.topology.routing.mode == "static":
+            for r in p.routes:
+                node.run(["ip", "route", "replace", r.to, "via", r.via])
+        elif p.ip and p.gateway:
+            node.run(["ip", "route", "replace", "default", "via", p.gateway])
+
     def link_ends(self, k: int) -> list[tuple[Any, str]]:
         """(mininet node, interface name) of both ends of link ``k``."""
         mlink = self.links[k]
@@ -152,6 +161,10 @@ class LabNetwork:
         state = "up" if up else "down"
         for mn_node, intf in self.link_ends(k):
             mn_node.cmd("ip", "link", "set", intf, state)
+        if up:
+            for node in self.nodes.values():
+                if any(i.link == k for i in node.plan.interfaces):
+                    self.restore_routes(node)
 
     def stop(self) -> list[str]:
         """Kill whatever still runs in the hosts, then stop Mininet.  Returns problems."""

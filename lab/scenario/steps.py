@@ -221,6 +221,53 @@ def wait_for(ctx: Context, s: S.WaitFor) -> Outcome:
         def probe() -> tuple[bool, str]:
             q = pf.queue()
             return not q, f"{len(q)} message(s) queued"
+    elif s.condition == "converged":
+        expected = ctx.lab.expected_prefixes()
+
+        def probe() -> tuple[bool, str]:
+            missing = {}
+            for r in ctx.plan.routers():
+                have = {x.get("dst") for x in route_table(ctx, r.name)}
+                lack = sorted(p for p in expected if p not in have)
+                if lack:
+                    missing[r.name] = lack
+            return not missing, (f"missing {missing}" if missing else
+                                 f"{len(ctx.plan.routers())} router(s) route to all {len(expected)} subnets")
+    elif s.condition == "reachable":
+        assert s.on and s.to
+        ip = target_ip(ctx, s.to)
+
+        def probe() -> tuple[bool, str]:
+            r = _ping(ctx, s.on, ip, 1, 0.2, wait=0.5)
+            return r["received"] > 0, f"{s.to} ({ip}) {'answers' if r['received'] else 'silent'}"
+    elif s.condition == "stp_stable":
+        assert ctx.lab.network is not None
+        bridges = [br for name, br in ctx.lab.network.bridges.items() if ctx.plan.topology.data.nodes[name].stp]
+
+        def probe() -> tuple[bool, str]:
+            import subprocess
+            states = {}
+            for br in bridges:
+                r = subprocess.run(["bridge", "-j", "link", "show", "master", br], capture_output=True, text=True)
+                for port in json.loads(r.stdout or "[]"):
+                    states[port["ifname"]] = port.get("state", "?")
+            unsettled = {p: st for p, st in states.items() if st in ("listening", "learning")}
+            blocked = sorted(p for p, st in states.items() if st == "blocking")
+            return bool(states) and not unsettled, (f"settling: {unsettled}" if unsettled else
+                                                    f"{len(states)} ports settled, blocked: {blocked or 'none'}")
+    elif s.condition == "ospf_full":
+        from lab.services.frr import Frr
+
+        def probe() -> tuple[bool, str]:
+            bad = {}
+            for svc in ctx.lab.services:
+                if isinstance(svc, Frr):
+                    nbrs = svc.ospf_neighbors()
+                    want = len([i for i in svc.routing["interfaces"] if not i["passive"]])
+                    full = [n for n in nbrs if str(n.get("state", "")).startswith("Full")]
+                    if len(full) < want:
+                        bad[svc.node.name] = f"{len(full)}/{want} Full"
+            return not bad, (f"not yet: {bad}" if bad else "every adjacency Full")
     else:
         assert s.on and s.node and s.port
         target = ctx.lab.node(s.node).ip
@@ -248,3 +295,284 @@ def wait_for(ctx: Context, s: S.WaitFor) -> Outcome:
             return failed(f"not {s.condition} within {s.timeout:g} s ({last})", waited=s.timeout)
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
+
+
+# -- network experiments ------------------------------------------------------------
+
+def target_ip(ctx: Context, to: str) -> str:
+    """A node name, a host name or an address -> the address to use."""
+    import ipaddress
+    try:
+        return str(ipaddress.IPv4Address(to))
+    except ValueError:
+        pass
+    node = ctx.plan.node_by_fqdn(to) or ctx.plan.node_by_fqdn(to.split(".")[0])
+    if node is None:
+        raise KeyError(to)
+    live = ctx.lab.nodes.get(node.name)
+    ip = live.ip if live is not None else node.ip
+    if ip is None:
+        raise RuntimeError(f"'{to}' has no address (yet)")
+    return ip
+
+
+def _ping(ctx: Context, on: str, ip: str, count: int, interval: float, size: int | None = None,
+          wait: float = 1.0) -> dict[str, Any]:
+    args = ["ping", "-n", "-q", "-c", str(count), "-i", str(interval), "-W", str(wait)]
+    if size is not None:
+        args += ["-s", str(size)]
+    r = ctx.lab.node(on).run([*args, ip], timeout=count * max(interval, 0.01) + wait + 30)
+    out: dict[str, Any] = {"target": ip, "sent": count, "received": 0, "loss": 100.0, "output": r.stdout.strip()}
+    for line in r.stdout.splitlines():
+        if "packets transmitted" in line:
+            parts = [p.strip() for p in line.split(",")]
+            out["sent"] = int(parts[0].split()[0])
+            out["received"] = int(parts[1].split()[0])
+            loss = next((p for p in parts if "packet loss" in p), "100%")
+            out["loss"] = float(loss.split("%")[0])
+        if line.startswith("rtt") or line.startswith("round-trip"):
+            vals = line.split("=")[1].split()[0].split("/")
+            out["rtt_ms"] = {"min": float(vals[0]), "avg": float(vals[1]), "max": float(vals[2])}
+    return out
+
+
+@action("ping")
+def ping(ctx: Context, s: S.Ping) -> Outcome:
+    ip = target_ip(ctx, s.to)
+    r = _ping(ctx, s.on, ip, s.count, s.interval, s.size)
+    rtt = r.get("rtt_ms")
+    summary = f"{r['received']}/{r['sent']} replies, {r['loss']:g}% loss" + (f", rtt avg {rtt['avg']:.3f} ms" if rtt else "")
+    if s.expect == "reachable":
+        if r["received"] == 0 or r["loss"] > s.max_loss:
+            return failed(f"{s.to} ({ip}): {summary}, allowed {s.max_loss:g}%", **r)
+        return passed(summary, **r)
+    if r["received"]:
+        return failed(f"{s.to} ({ip}) answered: {summary}", **r)
+    return passed(f"no reply from {ip}, as expected", **r)
+
+
+def trace(ctx: Context, on: str, ip: str, max_hops: int) -> list[dict[str, Any]]:
+    """TTL probing with ping: one hop per TTL until the target answers."""
+    hops = []
+    node = ctx.lab.node(on)
+    for ttl in range(1, max_hops + 1):
+        r = node.run(["ping", "-n", "-c", "1", "-W", "1", "-t", str(ttl), ip], timeout=10)
+        text = r.stdout
+        hop: dict[str, Any] = {"ttl": ttl, "address": None}
+        for line in text.splitlines():
+            if line.startswith("From ") and "exceeded" in line:
+                hop["address"] = line.split()[1].rstrip(":")
+            elif "bytes from" in line:
+                hop["address"] = line.split("from")[1].split(":")[0].strip()
+                hop["reached"] = True
+        owner = ctx.plan.owner_of(hop["address"]) if hop["address"] else None
+        hop["node"] = owner.name if owner else None
+        hops.append(hop)
+        if hop.get("reached") or hop["address"] is None:
+            break
+    return hops
+
+
+@action("path")
+def path(ctx: Context, s: S.PathStep) -> Outcome:
+    ip = target_ip(ctx, s.to)
+    hops = trace(ctx, s.on, ip, s.max_hops)
+    routers = [h["node"] or h["address"] for h in hops if not h.get("reached")]
+    reached = bool(hops and hops[-1].get("reached"))
+    shown = " -> ".join([s.on, *[str(r) for r in routers], s.to if reached else "?"])
+    if not reached:
+        return failed(f"{ip} not reached: {shown}", hops=hops, routers=routers)
+    if s.via is not None and routers != s.via:
+        return failed(f"path {shown}, expected via {' -> '.join(s.via)}", hops=hops, routers=routers)
+    return passed(shown, hops=hops, routers=routers)
+
+
+def _link_index(ctx: Context, a: str, b: str) -> int:
+    for k, lk in enumerate(ctx.plan.topology.data.links):
+        if {lk.a, lk.b} == {a, b}:
+            return k
+    raise KeyError(f"{a}-{b}")
+
+
+@action("link")
+def link(ctx: Context, s: S.LinkState) -> Outcome:
+    assert ctx.lab.network is not None
+    k = _link_index(ctx, s.a, s.b)
+    ctx.lab.network.set_link(k, up=s.state == "up")
+    return passed(f"links[{k}] {s.a}-{s.b} is {s.state}", link=k)
+
+
+@action("node")
+def node_state(ctx: Context, s: S.NodeState) -> Outcome:
+    node = ctx.lab.node(s.name)
+    for itf in node.plan.interfaces:
+        r = node.run(["ip", "link", "set", itf.name, "up" if s.state == "up" else "down"])
+        if r.returncode:
+            return failed(f"{s.name}: {itf.name}: {r.stderr.strip()}")
+    if s.state == "up":
+        # the kernel drops an interface's routes with it: put the node's own back
+        ctx.lab.network.restore_routes(node)  # type: ignore[union-attr]
+    return passed(f"{s.name}: {len(node.plan.interfaces)} interface(s) {s.state}")
+
+
+@action("service")
+def service(ctx: Context, s: S.ServiceState) -> Outcome:
+    svc = next((x for x in ctx.lab.services if x.node.name == s.node and x.daemon == s.daemon), None)
+    if svc is None:
+        return failed(f"{s.node} runs no {s.daemon}")
+    t0 = time.monotonic()
+    if s.state == "stop":
+        svc.stop()
+        return passed(f"{s.daemon} stopped in {time.monotonic() - t0:.2f} s")
+    svc.started_at = None
+    svc.start()
+    svc.wait_ready(20)
+    return passed(f"{s.daemon} started and answering in {time.monotonic() - t0:.2f} s")
+
+
+PROBE = r'''
+import json, socket, sys, time
+ip, port, proto, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+t0 = time.monotonic()
+if proto == "tcp":
+    s = socket.socket(); s.settimeout(timeout)
+    try:
+        s.connect((ip, port)); state = "open"
+    except ConnectionRefusedError:
+        state = "closed"
+    except (socket.timeout, TimeoutError):
+        state = "filtered"
+    except OSError as e:
+        state = "filtered" if e.errno in (113, 101) else "error: %s" % e
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(timeout)
+    s.connect((ip, port))
+    try:
+        s.send(b"mail-lab probe"); s.recv(512); state = "open"
+    except ConnectionRefusedError:
+        state = "closed"
+    except (socket.timeout, TimeoutError):
+        state = "filtered"
+print(json.dumps({"state": state, "seconds": round(time.monotonic() - t0, 4)}))
+'''
+
+LISTEN = r'''
+import socket, sys
+port, proto = int(sys.argv[1]), sys.argv[2]
+if proto == "tcp":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(16)
+    print("listening", flush=True)
+    while True:
+        c, a = s.accept(); c.close()
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
+    print("listening", flush=True)
+    while True:
+        data, a = s.recvfrom(2048); s.sendto(b"ok", a)
+'''
+
+
+def probe_port(ctx: Context, on: str, ip: str, port: int, proto: str, timeout: float,
+               listen_on: str | None = None) -> dict[str, Any]:
+    listener = None
+    if listen_on is not None:
+        import subprocess
+        node = ctx.lab.node(listen_on)
+        listener = subprocess.Popen(node.argv([sys.executable, "-c", LISTEN, str(port), proto]),
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        assert listener.stdout is not None
+        line = listener.stdout.readline().decode()
+        if "listening" not in line:
+            listener.kill()
+            listener.wait()
+            raise RuntimeError(f"could not listen on {listen_on}:{proto}/{port}: {line.strip()}")
+    try:
+        r = ctx.lab.node(on).run([sys.executable, "-c", PROBE, ip, str(port), proto, str(timeout)],
+                                 timeout=timeout + 15)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+    finally:
+        if listener is not None:
+            listener.kill()
+            listener.wait()
+    return res
+
+
+@action("probe")
+def probe(ctx: Context, s: S.Probe) -> Outcome:
+    ip = target_ip(ctx, s.to)
+    target = ctx.plan.owner_of(ip) or ctx.plan.node_by_fqdn(s.to)
+    listen_on = target.name if (s.listen and target is not None) else None
+    res = probe_port(ctx, s.on, ip, s.port, s.proto, s.timeout, listen_on)
+    res.update({"target": ip, "port": s.port, "proto": s.proto})
+    if res["state"] != s.expect:
+        return failed(f"{s.proto}/{s.port} on {s.to} ({ip}) is {res['state']}, expected {s.expect}", **res)
+    return passed(f"{s.proto}/{s.port} on {ip}: {res['state']}", **res)
+
+
+def route_table(ctx: Context, on: str) -> list[dict[str, Any]]:
+    r = ctx.lab.node(on).run(["ip", "-j", "-4", "route", "show"])
+    try:
+        return json.loads(r.stdout or "[]")
+    except ValueError:
+        return []
+
+
+@action("routes")
+def routes(ctx: Context, s: S.Routes) -> Outcome:
+    table = route_table(ctx, s.on)
+    details: dict[str, Any] = {"routes": table}
+    if s.to is None:
+        return passed(f"{len(table)} route(s)", **details)
+    import ipaddress
+    want = "default" if s.to == "default" else str(ipaddress.IPv4Network(s.to, strict=False))
+    match = [r for r in table if r.get("dst") == want or
+             (r.get("dst") not in (None, "default") and "/" not in r.get("dst", "") and want.endswith("/32")
+              and r["dst"] == want[:-3])]
+    if not match:
+        return failed(f"{s.on} has no route to {want}", **details)
+    r0 = match[0]
+    if s.via is not None:
+        via = target_ip(ctx, s.via)
+        if r0.get("gateway") != via:
+            return failed(f"{s.on}: {want} via {r0.get('gateway') or r0.get('dev')}, expected via {via}", **details)
+    if s.protocol is not None and r0.get("protocol", "kernel") != s.protocol:
+        return failed(f"{s.on}: {want} learnt by {r0.get('protocol')}, expected {s.protocol}", **details)
+    return passed(f"{want} via {r0.get('gateway') or r0.get('dev')} ({r0.get('protocol', 'kernel')})", **details)
+
+
+@action("sniff")
+def sniff(ctx: Context, s: S.Sniff) -> Outcome:
+    import signal as _signal
+    import subprocess
+    a, b = s.between
+    ip_a, ip_b = target_ip(ctx, a), target_ip(ctx, b)
+    node = ctx.lab.node(s.on)
+    itf = node.plan.interfaces[0].name
+    pcap = ctx.report_dir / f"sniff-{s.on}-{a}-{b}.pcap"
+    proc = subprocess.Popen(node.argv(["tcpdump", "-i", itf, "-n", "-U", "-w", str(pcap),
+                                       f"icmp and host {ip_a} and host {ip_b}"]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    first = proc.stderr.readline().decode()
+    if "listening" not in first:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"tcpdump on {s.on} did not start: {first.strip()}")
+    try:
+        pinged = _ping(ctx, a, ip_b, s.count, 0.05)
+    finally:
+        proc.send_signal(_signal.SIGINT)
+        err = proc.communicate(timeout=10)[1].decode()
+    captured = 0
+    for line in err.splitlines():
+        if "packets captured" in line:
+            captured = int(line.split()[0])
+    details = {"captured": captured, "pcap": str(pcap), "ping": pinged, "bystander": s.on}
+    if pinged["received"] == 0:
+        return failed(f"{a} could not ping {b}: nothing to observe", **details)
+    if s.expect == "seen" and captured < s.count:
+        return failed(f"{s.on} captured {captured} of {2 * s.count} packets between {a} and {b}", **details)
+    if s.expect == "not_seen" and captured:
+        return failed(f"{s.on} captured {captured} packets between {a} and {b}", **details)
+    return passed(f"{s.on} captured {captured} of {2 * pinged['received']} packets between {a} and {b}", **details)
