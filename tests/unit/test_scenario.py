@@ -1,6 +1,8 @@
 """lab.model.scenario: the default scenario loads; step kinds and references are checked."""
 from __future__ import annotations
 
+from lab.model import scenario as S
+
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,8 +106,8 @@ class TestRejected:
             ["steps[0].fech: unknown step kind 'fech'\n  hint: did you mean 'fetch'?"]
 
     def test_unknown_step_kind_far_from_any(self, scenario_file: Callable[[str], Path]) -> None:
-        assert problems(scenario_file("  - ping: {on: pc1}\n")) == \
-            ["steps[0].ping: unknown step kind 'ping'\n  hint: actions: send, fetch, dns, expect, wait_for"]
+        assert problems(scenario_file("  - teleport: {on: pc1}\n")) == \
+            ["steps[0].teleport: unknown step kind 'teleport'\n  hint: actions: " + ", ".join(S.ACTIONS)]
 
     def test_unknown_host(self, scenario_file: Callable[[str], Path]) -> None:
         assert problems(scenario_file("  - dns: {on: mial, query: projet.dz}\n")) == \
@@ -161,7 +163,7 @@ class TestRejected:
     def test_step_with_only_a_name(self, scenario_file: Callable[[str], Path]) -> None:
         assert problems(scenario_file("  - name: nothing\n")) == \
             ["steps[0]: a step needs exactly one action key besides 'name'\n"
-             "  hint: actions: send, fetch, dns, expect, wait_for"]
+             "  hint: actions: " + ", ".join(S.ACTIONS)]
 
     def test_empty_action_body_reports_every_required_key(self, scenario_file: Callable[[str], Path]) -> None:
         assert problems(scenario_file("  - fetch:\n")) == [
