@@ -123,7 +123,7 @@ def handshake_messages(buf: bytes) -> list[tuple[int, bytes]]:
 class Hello:
     random: bytes = b""
     legacy_version: int = 0
-    ciphers: list[int] = field(default_factory=list)     # offered (client) or chosen (server)
+    ciphers: list[int] = field(default_factory=list)     # the server's choice (client's offer not kept)
     versions: list[int] = field(default_factory=list)    # supported_versions extension
     sni: str | None = None
     alpn: list[str] = field(default_factory=list)
@@ -140,8 +140,7 @@ def parse_hello(body: bytes, client: bool) -> Hello:
         sid = body[off]
         off += 1 + sid
         if client:
-            n = int.from_bytes(body[off:off + 2], "big")
-            h.ciphers = [int.from_bytes(body[i:i + 2], "big") for i in range(off + 2, off + 2 + n, 2)]
+            n = int.from_bytes(body[off:off + 2], "big")     # offered suites: skipped, not reported
             off += 2 + n
             off += 1 + body[off]                       # compression methods
         else:

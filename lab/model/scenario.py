@@ -217,7 +217,7 @@ class Scenario:
         self.src = src
 
 
-TOP_KEYS = ("name", "description", "topology", "steps")
+TOP_KEYS = ("name", "description", "topology", "routing", "params", "steps")
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -241,7 +241,14 @@ def load_scenario(path: str | Path) -> Scenario:
     if not topo_path.exists():
         raise InputError(problems=[p(("topology",), f"no such file: {topo_path}",
                                      "the path is relative to the scenario file")])
-    topology = load_topology(topo_path)
+    routing = data.get("routing")
+    if routing is not None and routing not in ("static", "ospf", "rip"):
+        raise InputError(problems=[p(("routing",), f"unknown routing mode {routing!r}",
+                                     "one of: static, ospf, rip (it replaces the topology's mode)")])
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise InputError(problems=[p(("params",), "must be a mapping of generator parameters, e.g. {depth: 2}")])
+    topology = load_topology(topo_path, routing=routing, params=params)
     plan = make_plan(topology)
     raw_steps = data["steps"]
     if not isinstance(raw_steps, list) or not raw_steps:

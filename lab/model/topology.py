@@ -227,6 +227,7 @@ class TopologyFile(Strict):
     domains: dict[str, MailDomain] = Field(default_factory=dict)
     routing: Literal["static", "ospf", "rip"] | Routing = "static"
     firewalls: dict[str, FirewallPolicy] = Field(default_factory=dict)
+    params: dict[str, int] = Field(default_factory=dict, description="set by a generator: the sizes used")
 
 
 @dataclass
@@ -281,10 +282,28 @@ class Topology:
         return self.interfaces[node][0].subnet
 
 
-def load_topology(path: str | Path) -> Topology:
+def load_topology(path: str | Path, *, routing: str | None = None,
+                  params: dict[str, Any] | None = None) -> Topology:
+    """Load, expand (``generate:``), validate.  ``routing`` replaces the file's mode
+    (one ring, three labs: static, ospf, rip); ``params`` size a generated topology."""
     src = load_file(path)
     if not isinstance(src.data, dict):
         raise InputError(problems=[src.problem((), "a topology must be a mapping with name, domain, subnets, nodes, links")])
+    if "generate" in src.data:
+        from lab.model.generate import expand
+        expand(src, params or {})
+    elif params:
+        raise InputError(problems=[src.problem((), "parameters were given but this topology is not generated",
+                                               "only topologies with a 'generate:' key take parameters")])
+    if routing is not None:
+        r = src.data.get("routing")
+        if isinstance(r, dict):
+            r = {**r, "mode": routing}
+            if routing != "static":
+                r.pop("routes", None)
+            src.data["routing"] = r
+        else:
+            src.data["routing"] = routing
     data = parse(TopologyFile, src.data, src)
     topo = Topology(data, src)
     problems = check(data, src, topo)
@@ -387,12 +406,8 @@ def check(t: TopologyFile, src: Located, topo: Topology | None = None) -> list[P
                              "give this node one 'address'"))
             elif node.interfaces is not None and node.address is not None:
                 out.append(p(where + ("address",), "give either 'address' or 'interfaces', not both"))
-            elif node.address is None and node.interfaces is None:
-                if node.role in ROUTING_ROLES:
-                    out.append(p(where, f"a {node.role} needs 'interfaces': its address on each subnet it joins",
-                                 "e.g. interfaces: {lan: 10.0.0.1, dmz: 10.0.1.1}"))
-                else:
-                    out.append(p(where, "this node needs 'address': a static IPv4 address or 'dhcp'"))
+            elif node.address is None and node.interfaces is None and node.role not in ROUTING_ROLES:
+                out.append(p(where, "this node needs 'address': a static IPv4 address or 'dhcp'"))
             elif node.address == "dhcp" and node.role != "host":
                 out.append(p(where + ("address",), f"a {node.role} server needs a static address",
                              "clients must be able to find it"))
@@ -457,7 +472,7 @@ def check(t: TopologyFile, src: Located, topo: Topology | None = None) -> list[P
             out.append(p(("links", mine[1].link), f"node '{name}' has more than one link",
                          "only routers and firewalls have several interfaces: use role router"))
             continue
-        if len(mine) > 1 and node.interfaces is None:
+        if len(mine) > 1 and node.interfaces is None and node.address is not None:
             out.append(p(("nodes", name, "address") if node.address else ("nodes", name),
                          f"'{name}' joins {len(mine)} subnets: it needs an address on each",
                          "replace 'address' with interfaces: {" + ", ".join(f"{i.subnet}: ..." for i in mine) + "}"))
@@ -486,13 +501,15 @@ def check(t: TopologyFile, src: Located, topo: Topology | None = None) -> list[P
             continue
         for itf in ifaces[name]:
             sub = subnets[itf.subnet]
-            here = ("nodes", name, "interfaces", itf.subnet) if node.interfaces is not None else ("nodes", name, "address")
-            if node.interfaces is not None:
-                addr = node.interfaces.get(itf.subnet)
+            by_iface = node.interfaces is not None or (node.role in ROUTING_ROLES and node.address is None)
+            here = ("nodes", name, "interfaces", itf.subnet) if by_iface else ("nodes", name, "address")
+            if by_iface:
+                addr = (node.interfaces or {}).get(itf.subnet)
                 if addr is None:
                     if itf.subnet in t.subnets:
-                        out.append(p(("nodes", name, "interfaces"), f"no address for '{name}' on subnet '{itf.subnet}'",
-                                     f"add {itf.subnet}: <an address in {sub.cidr}>"))
+                        out.append(p(("nodes", name, "interfaces") if node.interfaces is not None else ("nodes", name),
+                                     f"no address for '{name}' on subnet '{itf.subnet}'",
+                                     f"add interfaces: {{{itf.subnet}: <an address in {sub.cidr}>}}"))
                     else:
                         auto.append(itf)
                     continue

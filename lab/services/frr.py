@@ -34,8 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.services.base import (TEMPLATES, Service, command_version, process_alive, read_pid, render_template,
-                               stop_pid)
+from lab.services.base import TEMPLATES, Service, command_version, read_pid, render_template, stop_pid
 
 FRR_BIN = Path("/usr/lib/frr")
 VTYSH = "vtysh"
@@ -146,37 +145,59 @@ class Frr(Service):
                 raise self.fail(f"{d} -C rejected {self.conf(d).name}", extra=out[-3000:])
 
     def start(self) -> None:
+        """Spawn each daemon in the foreground (no -d) so this process is its parent.
+
+        Daemonized (-d) FRR daemons are reparented to PID 1, which on this machine is
+        slow to reap them: stopped routers linger as zombies.  As our children they are
+        reaped in stop(), and a daemon that dies at start shows up in proc.poll().
+        """
         self.started_at = time.monotonic()
+        self.procs: dict[str, Any] = {}
         self.pids: dict[str, int] = {}
+        self.zserv.unlink(missing_ok=True)      # a stale socket would pass the wait below
         for d in self.daemons:
-            # -d: the parent returns once the child has read its config
-            self.run_checked([*self._argv(d), "-d"], f"starting {d}", output=self.start_log())
-            pid = read_pid(self.pidfile(d), timeout=5)
-            if pid is None:
-                raise self.fail(f"{d} started but wrote no pid file", log=self.start_log())
-            self.pids[d] = pid
+            self.pidfile(d).unlink(missing_ok=True)
+            proc = self.node.spawn(self._argv(d), log=self.start_log())
+            self.procs[d], self.pids[d] = proc, proc.pid      # mnexec -a execs: same pid
+            if d == "zebra":
+                # A client that finds no API socket retries only 10 s later: wait for it.
+                self._wait_for(lambda: self.zserv.exists(), "zebra", 5, "create its API socket")
         self.pid = self.pids["zebra"]
+
+    def _wait_for(self, probe: Any, daemon: str, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not probe():
+            if self.procs[daemon].poll() is not None:
+                raise self.fail(f"{daemon} exited with status {self.procs[daemon].returncode} before it could {what}",
+                                log=self.start_log())
+            if time.monotonic() > deadline:
+                raise self.fail(f"{daemon} did not {what} within {timeout:g} s")
+            time.sleep(0.01)
 
     def wait_ready(self, timeout: float) -> None:
         """Each daemon answers a show command on its own vty socket."""
         probes = {"zebra": "show zebra client summary", "ospfd": "show ip ospf json", "ripd": "show ip rip status"}
 
         def answers() -> bool:
-            for d, pid in self.pids.items():
-                if not process_alive(pid):
-                    raise self.fail(f"{d} (pid {pid}) exited", log=self.logfile(d))
+            for d, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise self.fail(f"{d} (pid {proc.pid}) exited with status {proc.returncode}", log=self.start_log())
             return all(self.vtysh(probes[d], daemon=d).returncode == 0 for d in self.daemons)
         self.poll(answers, timeout, "answer on its vty sockets")
 
     def stop(self) -> None:
         """Routing daemon first, then zebra (which removes its routes from the kernel)."""
-        known = getattr(self, "pids", {})
+        pids, procs = getattr(self, "pids", {}), getattr(self, "procs", {})
         for d in reversed(self._known_daemons()):
-            pid = known.get(d) or read_pid(self.pidfile(d))
-            if pid and not stop_pid(pid):
-                deadline = time.monotonic() + 2          # SIGKILLed: wait until it is gone
-                while process_alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.01)
+            pid = pids.get(d) or read_pid(self.pidfile(d))
+            if pid:
+                stop_pid(pid)
+            proc = procs.get(d)
+            if proc is not None:
+                try:
+                    proc.wait(timeout=5)     # reap it; after SIGKILL this returns at once
+                except Exception:
+                    pass
 
     def logs(self) -> list[Path]:
         return [self.start_log(), *(self.logfile(d) for d in self._known_daemons())]

@@ -164,4 +164,4 @@ def test_the_bench_runs_quick_and_beats_tshark(tmp_path: Path) -> None:
     assert res["lab_capture"]["packets"] == 20_000
     assert res["lab_capture"]["credential_findings"] > 0 and res["lab_capture"]["tls_flows"] > 0
     if "tshark" in res:
-        assert res["speedup_vs_tshark"] > 1, res
+        assert res["speedup_vs_tshark"] > 1 and res["speedup_vs_tshark_conv"] > 1, res
