@@ -108,7 +108,7 @@ def plaintext_credentials(flows: Iterable[Flow] | PcapLike) -> list[dict[str, An
                 "client": f.key[1], "server": f.key[3], "server_port": f.sport,
                 "protocol": proto, "command": cred.command, "user": cred.user, "what": cred.what,
                 "evidence": cred.evidence, "stream_offset": cred.offset,
-                "before_tls": st is not None and st.accepted,
+                "starttls_after": st is not None and st.accepted,   # sent in clear, then the session upgraded
                 "server_reply": reply[0] if reply else None, "reply_packet": reply[1] if reply else None,
             })
     return findings

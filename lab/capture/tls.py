@@ -225,6 +225,8 @@ def read_keylog(paths: str | Path | Iterable[str | Path] | None) -> KeyLog:
         paths = [paths]
     out: KeyLog = {}
     for p in paths:
+        if not Path(p).is_file():       # no TLS client ran, so none wrote a secret
+            continue
         for line in Path(p).read_text(errors="replace").splitlines():
             parts = line.split()
             if len(parts) != 3 or line.startswith("#"):

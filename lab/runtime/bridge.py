@@ -28,6 +28,10 @@ class LabBridge(LinuxBridge):
         for intf in self.intfList():
             if self.name in intf.name:
                 self.cmd("ip", "link", "set", intf.name, "master", self.name)
+                if self.hub:
+                    # never learn where a MAC lives: every frame goes to every port
+                    self.cmd("ip", "link", "set", "dev", intf.name, "type", "bridge_slave", "learning", "off",
+                             "flood", "on")
                 self.cmd("ip", "link", "set", intf.name, "up")
         self.cmd("ip", "link", "set", self.name, "up")
 

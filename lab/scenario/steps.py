@@ -253,8 +253,16 @@ def wait_for(ctx: Context, s: S.WaitFor) -> Outcome:
                     states[port["ifname"]] = port.get("state", "?")
             unsettled = {p: st for p, st in states.items() if st in ("listening", "learning")}
             blocked = sorted(p for p, st in states.items() if st == "blocking")
-            return bool(states) and not unsettled, (f"settling: {unsettled}" if unsettled else
-                                                    f"{len(states)} ports settled, blocked: {blocked or 'none'}")
+            # settled means: no port moving, and the same states for a whole STP hello
+            # period and more (a topology change starts with ports still blocking)
+            now = time.monotonic()
+            if unsettled or states != stable.get("states"):
+                stable["states"], stable["since"] = states, now
+            held = now - stable["since"]
+            ok = bool(states) and not unsettled and held >= 2.5
+            return ok, (f"settling: {unsettled}" if unsettled else
+                        f"{len(states)} ports settled for {held:.1f} s, blocked: {blocked or 'none'}")
+        stable: dict[str, Any] = {}
     elif s.condition == "ospf_full":
         from lab.services.frr import Frr
 
@@ -550,7 +558,7 @@ def sniff(ctx: Context, s: S.Sniff) -> Outcome:
     node = ctx.lab.node(s.on)
     itf = node.plan.interfaces[0].name
     pcap = ctx.report_dir / f"sniff-{s.on}-{a}-{b}.pcap"
-    proc = subprocess.Popen(node.argv(["tcpdump", "-i", itf, "-n", "-U", "-w", str(pcap),
+    proc = subprocess.Popen(node.argv(["tcpdump", "-i", itf, "-n", "-U", "--immediate-mode", "-w", str(pcap),
                                        f"icmp and host {ip_a} and host {ip_b}"]),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     assert proc.stderr is not None

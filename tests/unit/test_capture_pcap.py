@@ -149,6 +149,24 @@ def test_credentials_after_an_accepted_starttls_are_not_plaintext(tmp_path: Path
     assert plaintext_credentials([f]) == []
 
 
+def test_credentials_sent_before_starttls_are_still_caught(tmp_path: Path) -> None:
+    hello = b"\x16\x03\x01\x00\x04\x01\x00\x00\x00"
+    login = b"USER carol\r\nPASS pw\r\n"
+    frames = session([(S2C, 0, b"+OK\r\n"), (C2S, 0, login), (S2C, 5, b"-ERR no\r\n-ERR no\r\n"),
+                      (C2S, len(login), b"STLS\r\n"), (S2C, 23, b"+OK Begin TLS negotiation now.\r\n"),
+                      (C2S, len(login) + 6, hello)], dport=110)
+    f = parse(write_pcap(tmp_path / "x.pcap", frames)).flows[0]
+    assert tls_facts(f)["mode"] == "starttls"
+    hit = plaintext_credentials([f])
+    assert len(hit) == 1 and hit[0]["user"] == "carol" and hit[0]["starttls_after"]
+
+
+def test_a_missing_key_log_means_no_secrets(tmp_path: Path) -> None:
+    from lab.capture.tls import read_keylog
+    assert read_keylog(tmp_path / "never-written.txt") == {}
+    assert read_keylog(None) == {}
+
+
 def test_the_bench_runs_quick_and_beats_tshark(tmp_path: Path) -> None:
     """bench/analyse_bench.py --quick: 20k packets replicated from the real capture."""
     out = tmp_path / "bench.json"

@@ -251,8 +251,19 @@ def test_dhclient_conf() -> None:
 
 # --- StrictUndefined: a context that lacks a key fails loudly -----------------------
 
+FRR_IFACES = [{"name": "eth0", "network": "10.1.1.0/24", "passive": True, "description": "lan 10.1.1.0/24"},
+              {"name": "eth1", "network": "10.255.0.0/30", "passive": False, "description": "link 10.255.0.0/30"}]
+FRR_COMMON = {"hostname": "r1", "interfaces": FRR_IFACES, "log_file": "/x/frr/d.log"}
+OSPF_CONTEXT = {**FRR_COMMON, "router_id": "10.1.1.1", "area": 0, "hello": 1, "dead": 4, "retransmit": 1,
+                "spf_delay": 0, "spf_hold": 50, "spf_max_hold": 1000, "lsa_interval": 100, "lsa_arrival": 50}
+RIP_CONTEXT = {**FRR_COMMON, "update": 5, "timeout": 15, "garbage": 10}
+
+
 def all_contexts(plan: Plan) -> list[tuple[Path, str, dict[str, Any]]]:
     return [
+        (TEMPLATES, "frr-zebra.conf.j2", FRR_COMMON),
+        (TEMPLATES, "frr-ospfd.conf.j2", OSPF_CONTEXT),
+        (TEMPLATES, "frr-ripd.conf.j2", RIP_CONTEXT),
         (MAILNODE / "postfix", "main.cf.j2", postfix_context(plan)),
         (MAILNODE / "postfix", "master.cf.j2", postfix_context(plan)),
         (MAILNODE / "dovecot", "dovecot.conf.j2", postfix_context(plan)),
@@ -265,9 +276,9 @@ def all_contexts(plan: Plan) -> list[tuple[Path, str, dict[str, Any]]]:
 
 def test_every_template_is_covered() -> None:
     found = {p.relative_to(p.parents[1]).as_posix() for p in [*MAILNODE.glob("*/*.j2"), *TEMPLATES.glob("*.j2")]}
-    assert found == {"postfix/main.cf.j2", "postfix/master.cf.j2", "dovecot/dovecot.conf.j2",
-                     "templates/kea-dhcp4.conf.j2", "templates/named.conf.j2", "templates/zone.db.j2",
-                     "templates/dhclient.conf.j2"}
+    covered = {f"{d.name}/{n}" for d, n, _ in all_contexts(load_star())}
+    # nftables.conf.j2 is rendered through render_ruleset (test_firewall_ruleset below)
+    assert found == covered | {"templates/nftables.conf.j2"}
 
 
 def test_missing_key_raises(star_plan: Plan) -> None:
@@ -330,3 +341,32 @@ def test_named_conf_with_a_lab_root() -> None:
     assert "recursion no;" not in text
     text = render_template(TEMPLATES, "named.conf.j2", dir="/d", listen="10.0.1.2", zones=[], forwards=False)
     assert "recursion no;" in text and 'zone "."' not in text
+
+
+def load_star() -> Plan:
+    from lab.model.plan import make_plan
+    from lab.model.topology import load_topology
+    return make_plan(load_topology(Path(__file__).resolve().parents[2] / "topologies" / "star.yaml"))
+
+
+def test_ospf_and_rip_templates() -> None:
+    ospf = render_template(TEMPLATES, "frr-ospfd.conf.j2", **OSPF_CONTEXT)
+    assert "ospf router-id 10.1.1.1" in ospf
+    assert "network 10.255.0.0/30 area 0" in ospf and "network 10.1.1.0/24 area 0" in ospf
+    assert "ip ospf network point-to-point" in ospf and "ip ospf passive" in ospf
+    assert "ip ospf hello-interval 1" in ospf and "ip ospf dead-interval 4" in ospf
+    rip = render_template(TEMPLATES, "frr-ripd.conf.j2", **RIP_CONTEXT)
+    assert "version 2" in rip and "timers basic 5 15 10" in rip and "passive-interface eth0" in rip
+
+
+def test_firewall_ruleset_from_the_dmz_topology() -> None:
+    from lab.model.plan import firewall_policy, make_plan
+    from lab.model.topology import load_topology
+    from lab.services.firewall import render_ruleset
+    plan = make_plan(load_topology(Path(__file__).resolve().parents[2] / "topologies" / "dmz.yaml"))
+    text = render_ruleset(firewall_policy(plan, "fw"))
+    assert "table inet labfw" in text
+    assert "policy drop;" in text and "ct state established,related" in text
+    assert "dnat ip to 10.0.1.10:25" in text
+    assert text.count("masquerade") >= 2
+    assert 'oifname @zone_wan' in text
