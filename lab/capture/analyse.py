@@ -47,7 +47,8 @@ def tls_facts(flow: Flow, keylog: KeyLogLike = None) -> dict[str, Any]:
     c2s, s2c = flow.stream(C2S), flow.stream(S2C)
     proto = protocol_of(flow) if flow.kept else None
     out: dict[str, Any] = {"flow": flow.name, "link": flow.link, "protocol": proto, "tls": False,
-                           "mode": None, "starttls_at": None, "version": None, "cipher": None, "sni": None}
+                           "mode": None, "starttls_at": None, "version": None, "cipher": None, "sni": None,
+                           "client_bytes": len(c2s.data), "server_bytes": len(s2c.data)}
     if not flow.kept or flow.proto != 6:
         out["note"] = "stream not kept (not a mail or HTTPS port)"
         return out
@@ -73,6 +74,8 @@ def tls_facts(flow: Flow, keylog: KeyLogLike = None) -> dict[str, Any]:
     if c_at is None or s_at is None:
         if not c2s.data and not s2c.data:
             out["note"] = "no payload captured"
+        elif not c2s.data:
+            out["note"] = "the client sent nothing (a port probe, or it gave up)"
         return out
     out["tls_packet"] = c2s.packet_at(c_at)
     facts = analyse_tls(c2s.data[c_at:], s2c.data[s_at:], kl)

@@ -187,7 +187,7 @@ class LinkCapture:
                     stats.problems.append("tcpdump ignored SIGTERM; killed")
                     _signal(proc.pid, signal.SIGKILL)
                     proc.wait()
-        elif self.ready:
+        elif self.ready and not self._interrupted:
             stats.problems.append(f"tcpdump exited early with status {proc.returncode}")
         assert proc.stderr is not None
         os.set_blocking(proc.stderr.fileno(), True)

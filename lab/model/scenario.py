@@ -186,6 +186,44 @@ class Sniff(Strict):
     expect: Literal["seen", "not_seen"]
 
 
+class WireTls(Strict):
+    """Every flow to these ports used TLS (STARTTLS or implicit), at least this version."""
+
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    ports: list[int] = Field(default_factory=lambda: [25, 465, 587, 110, 995, 143, 993])
+
+
+class WirePath(Strict):
+    """The flow from one node to another's port crossed these subnets and routers, in order."""
+
+    from_: str = Field(alias="from")
+    to: str
+    port: int = Field(ge=1, le=65535)
+    via: list[str] = Field(min_length=1, description="subnet names and router names, in the order crossed")
+
+
+class WireNat(Strict):
+    """A flow was seen on both sides of this node with rewritten addresses."""
+
+    node: str
+
+
+class WireDhcp(Strict):
+    """These DHCP hosts (or all) did DISCOVER, OFFER, REQUEST, ACK on the wire."""
+
+    clients: Literal["all"] | list[str] = "all"
+
+
+class Wire(Strict):
+    """Assertions proved from the captured packets, checked after the last step."""
+
+    tls: WireTls | None = None
+    no_plaintext_auth: bool = False
+    path: list[WirePath] = Field(default_factory=list)
+    nat: WireNat | None = None
+    dhcp: WireDhcp | None = None
+
+
 ACTIONS: dict[str, type[Strict]] = {
     "send": Send, "fetch": Fetch, "dns": Dns, "expect": Expect, "wait_for": WaitFor,
     "ping": Ping, "path": PathStep, "link": LinkState, "node": NodeState, "service": ServiceState,
@@ -207,7 +245,9 @@ class Step:
 
 class Scenario:
     def __init__(self, path: Path, name: str, description: str, topology: Topology,
-                 plan: Plan, steps: list[Step], src: Located):
+                 plan: Plan, steps: list[Step], src: Located, capture: bool = True, wire: "Wire | None" = None):
+        self.capture = capture
+        self.wire = wire
         self.path = path
         self.name = name
         self.description = description
@@ -217,7 +257,7 @@ class Scenario:
         self.src = src
 
 
-TOP_KEYS = ("name", "description", "topology", "routing", "params", "steps")
+TOP_KEYS = ("name", "description", "topology", "routing", "params", "capture", "wire", "steps")
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -284,10 +324,48 @@ def load_scenario(path: str | Path) -> Scenario:
     if problems:
         raise InputError(problems=problems)
     problems.extend(_check_refs(steps, plan, src))
+    capture = data.get("capture", True)
+    if not isinstance(capture, bool):
+        problems.append(p(("capture",), "capture is true (every link, the default) or false"))
+    wire = None
+    if data.get("wire") is not None:
+        try:
+            wire = parse(Wire, data["wire"], src, ("wire",))
+        except InputError as exc:
+            problems.extend(exc.problems)
+        else:
+            problems.extend(_check_wire(wire, plan, src))
+            if capture is False:
+                problems.append(p(("wire",), "wire assertions need captures", "remove 'capture: false'"))
     if problems:
         raise InputError(problems=problems)
     return Scenario(Path(src.file), str(data.get("name") or Path(src.file).stem),
-                    str(data.get("description") or ""), topology, plan, steps, src)
+                    str(data.get("description") or ""), topology, plan, steps, src, bool(capture), wire)
+
+
+def _check_wire(w: Wire, plan: Plan, src: Located) -> list[Problem]:
+    out = []
+    nodes = plan.nodes
+    subnets = set(plan.topology.subnets)
+    for i, pth in enumerate(w.path):
+        where = ("wire", "path", i)
+        for key, ref in (("from", pth.from_), ("to", pth.to)):
+            if ref not in nodes or nodes[ref].role == "switch":
+                out.append(src.problem(where + (key,), f"unknown node '{ref}'", suggest(ref, list(nodes))))
+        for j, item in enumerate(pth.via):
+            if item not in subnets and not (item in nodes and nodes[item].forwards):
+                out.append(src.problem(where + ("via", j), f"'{item}' is neither a subnet nor a router",
+                                       suggest(item, sorted(subnets) + [n.name for n in plan.routers()])))
+    if w.nat is not None and (w.nat.node not in nodes or not nodes[w.nat.node].forwards):
+        out.append(src.problem(("wire", "nat", "node"), f"'{w.nat.node}' is not a router or firewall",
+                               suggest(w.nat.node, [n.name for n in plan.routers()])))
+    if w.dhcp is not None and isinstance(w.dhcp.clients, list):
+        dhcp_hosts = [n.name for n in nodes.values() if n.dhcp]
+        for j, c in enumerate(w.dhcp.clients):
+            if c not in dhcp_hosts:
+                out.append(src.problem(("wire", "dhcp", "clients", j), f"'{c}' is not a DHCP host",
+                                       suggest(c, dhcp_hosts)))
+    return out
 
 
 def _default_name(kind: str, s: Any) -> str:

@@ -38,6 +38,8 @@ class RunResult:
     dns_records: list[dict[str, str]] = field(default_factory=list)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     artefacts: list[dict[str, str]] = field(default_factory=list)
+    captures: list[dict[str, Any]] = field(default_factory=list)
+    wire: dict[str, Any] = field(default_factory=dict)
     teardown: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -90,7 +90,37 @@ class Lab:
                 return s
         return None
 
-    def up(self) -> None:
+    def capture_links(self) -> list[dict[str, Any]]:
+        """One capture point per topology link: its name, subnet and where to listen.
+
+        A link with a switch end is captured on the bridge port in the root namespace
+        (exactly that node's traffic); a link between two nodes inside the first one.
+        """
+        assert self.network is not None
+        t = self.plan.topology.data
+        out = []
+        for k, link in enumerate(t.links):
+            mlink = self.network.links[k]
+            ends = [(mlink.intf1.node, mlink.intf1.name), (mlink.intf2.node, mlink.intf2.name)]
+            roles = [t.nodes[link.a].role, t.nodes[link.b].role]
+            if "switch" in roles:
+                sw = link.a if roles[0] == "switch" else link.b
+                subnet = t.nodes[sw].subnet
+                iface = next(name for mn, name in ends if mn.name == self.network.bridges.get(sw)) \
+                    if roles.count("switch") == 1 else ends[0][1]
+                pid = None
+            else:
+                node = self.network.nodes[link.a]
+                subnet = next(i.subnet for i in node.plan.interfaces if i.link == k)
+                iface = next(i.name for i in node.plan.interfaces if i.link == k)
+                pid = node.pid
+            out.append({"link": f"{link.a}-{link.b}", "index": k, "subnet": subnet, "iface": iface,
+                        "netns_pid": pid, "ends": [link.a, link.b]})
+        return out
+
+    def up(self, on_network: Callable[["Lab"], None] | None = None) -> None:
+        """Build and deploy.  ``on_network`` runs once the network exists and before any
+        service starts (captures start there, so they see the DHCP exchange)."""
         t0 = time.monotonic()
         check_environment()
         self.notes = impair.check_supported(self.plan)     # refuses what cannot be honoured
@@ -110,6 +140,8 @@ class Lab:
         self.network.build(private_dirs)
         self.timings["network"] = time.monotonic() - t
         self.dep = Deployment(self.plan, self.run, ca, self.network.nodes)
+        if on_network is not None:
+            on_network(self)
 
         # the network's own behaviour first: firewall policy, loss, routing daemons
         for name, node in self.network.nodes.items():

@@ -7,6 +7,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from lab.errors import LabError
 from lab.model.scenario import Scenario
@@ -46,10 +47,13 @@ def run_scenario(scn: Scenario, reports_root: Path, *, prefix: str | None = None
     t0 = time.monotonic()
     lab = Lab(scn.plan, prefix=prefix, run_id=run_id, progress=say)
     ctx = Context(lab, run_id, report_dir)
+    capture = Captures(report_dir, say) if scn.capture else None
+    if capture is not None:
+        ctx.keylog = report_dir / "keylog.txt"
     interrupted: BaseException | None = None
     try:
         try:
-            lab.up()
+            lab.up(on_network=capture.start if capture else None)
             result.prefix = lab.run.prefix if lab.run else ""
             for step in scn.steps:
                 say(f"step {step.index:02d} {step.kind}: {step.name}")
@@ -72,6 +76,11 @@ def run_scenario(scn: Scenario, reports_root: Path, *, prefix: str | None = None
             result.error = "interrupted"
             interrupted = exc
         finally:
+            if capture is not None:
+                try:
+                    capture.stop()
+                except Exception as exc:
+                    log.warning("could not stop the captures: %s", exc)
             try:
                 _gather(lab, result, report_dir)
             except Exception as exc:  # never let reporting stop the teardown
@@ -84,6 +93,16 @@ def run_scenario(scn: Scenario, reports_root: Path, *, prefix: str | None = None
     result.timings = {k: round(v, 4) for k, v in lab.timings.items()}
     result.teardown = {"seconds": round(lab.timings.get("teardown", 0.0), 4), "problems": lab.teardown_problems}
     result.messages = ctx.messages
+    if capture is not None and capture.stats and not result.error:
+        say("analysing the captures")
+        try:
+            capture.analyse(result, scn, lab, ctx)
+        except Exception as exc:  # a broken analysis is a harness error, reported as such
+            result.steps.append(StepResult(len(result.steps), "wire", "analyse the captures", ERROR,
+                                           message=f"{type(exc).__name__}: {exc}",
+                                           details={"traceback": traceback.format_exc()}))
+    elif capture is not None:
+        result.captures = capture.stats
     result.duration = round(time.monotonic() - t0, 4)
     counts = result.counts
     if result.error:
@@ -97,6 +116,67 @@ def run_scenario(scn: Scenario, reports_root: Path, *, prefix: str | None = None
     if interrupted is not None:
         raise interrupted
     return result, report_dir
+
+
+class Captures:
+    """tcpdump on every link for one run: started once the network exists, stopped
+    after the last step, then analysed (pure functions over the pcaps)."""
+
+    def __init__(self, report_dir: Path, say: Progress):
+        self.dir = report_dir / "pcap"
+        self.say = say
+        self.handle: Any = None
+        self.links: list[dict[str, Any]] = []
+        self.stats: list[dict[str, Any]] = []
+        self.macs: dict[str, str] = {}
+
+    def start(self, lab: Lab) -> None:
+        from lab.capture.capture import CaptureSpec, start_captures
+        self.links = lab.capture_links()
+        self.macs = {n: node.mac or "" for n, node in lab.nodes.items()}
+        specs = [CaptureSpec(lk["link"], lk["iface"], lk["netns_pid"]) for lk in self.links]
+        self.say(f"capturing {len(specs)} link(s)")
+        self.handle = start_captures(specs, self.dir)
+
+    def stop(self) -> None:
+        if self.handle is None:
+            return
+        from dataclasses import asdict, is_dataclass
+        stats = self.handle.stop()
+        self.handle = None
+        subnet = {lk["link"]: lk["subnet"] for lk in self.links}
+        self.stats = []
+        for st in stats:
+            d = asdict(st) if is_dataclass(st) else dict(st)
+            d["subnet"] = subnet.get(d["link"])
+            d["file"] = str(Path(d["file"]).relative_to(self.dir.parent)) if d.get("file") else None
+            d.pop("stderr", None)
+            self.stats.append(d)
+
+    def analyse(self, result: RunResult, scn: Scenario, lab: Lab, ctx: Any) -> None:
+        import json
+        from lab.capture.analyse import analyse_captures
+        from lab.capture.pcap import parse
+        from lab.scenario import wire
+        base = self.dir.parent
+        pcaps = {st["link"]: base / st["file"] for st in self.stats if st.get("file")}
+        parsed = {link: parse(path, link=link) for link, path in pcaps.items()}
+        keylog = ctx.keylog if ctx.keylog and ctx.keylog.exists() else None
+        analysis = analyse_captures(parsed, keylog)
+        (base / "wire.json").write_text(json.dumps(analysis, indent=1, default=str))
+        result.captures = self.stats
+        result.wire = {
+            "tls": analysis["tls"],
+            "credentials": analysis["credentials"],
+            "dhcp": {link: v.get("dhcp", {}).get("clients", {}) for link, v in analysis["links"].items()
+                     if v.get("dhcp", {}).get("clients")},
+            "dns": [q for v in analysis["links"].values() for q in v.get("dns", [])][:500],
+        }
+        if scn.wire is not None:
+            for name, out in wire.check(scn.wire, analysis, lab.plan, self.links, parsed, self.macs):
+                sr = StepResult(len(result.steps), "wire", name, out.status, message=out.message, details=out.details)
+                result.steps.append(sr)
+                self.say(f"  {sr.status.upper()} {name}: {sr.message}")
 
 
 def _gather(lab: Lab, result: RunResult, report_dir: Path) -> None:

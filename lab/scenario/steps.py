@@ -43,6 +43,7 @@ class Context:
     run_id: str
     report_dir: Path
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keylog: Path | None = None          # the clients' TLS secrets, so captures can be decrypted
 
     @property
     def plan(self):  # type: ignore[no-untyped-def]
@@ -95,7 +96,8 @@ def send(ctx: Context, s: S.Send) -> Outcome:
                "password": ctx.password(s.login, s.password) if s.login else None,
                "sender": sender, "to": s.to, "subject": s.subject, "body": s.body,
                "message_id": message_id, "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
-               "timeout": s.timeout, "helo": ctx.plan.nodes[s.on].fqdn}
+               "timeout": s.timeout, "helo": ctx.plan.nodes[s.on].fqdn,
+               "keylog": str(ctx.keylog) if ctx.keylog else None}
     r = ctx.client(s.on, "send", payload, s.timeout)
     r.pop("password", None)
     if s.reject is not None:
@@ -122,7 +124,7 @@ def _norm_body(text: str) -> str:
 def fetch(ctx: Context, s: S.Fetch) -> Outcome:
     payload = {"server": s.server, "protocol": s.protocol, "port": s.port, "login": s.login,
                "password": ctx.password(s.login, s.password), "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
-               "timeout": s.timeout}
+               "timeout": s.timeout, "keylog": str(ctx.keylog) if ctx.keylog else None}
     r = ctx.client(s.on, "fetch", payload, s.timeout)
     if s.reject:
         if r.get("ok"):

@@ -28,10 +28,27 @@ def test_default_scenario_passes_and_leaves_nothing(tmp_path, no_leaks):
     assert result.error == "" and not failed, (result.error, failed)
     assert result.status == "passed"
     summary = json.loads((report / "summary.json").read_text())
-    assert summary["counts"]["passed"] == len(scn.steps)
+    wire_checks = [x for x in summary["steps"] if x["kind"] == "wire"]
+    assert len(wire_checks) == 3
+    assert summary["counts"]["passed"] == len(scn.steps) + len(wire_checks)
+    # every link was captured, nothing dropped, readable pcaps in the report
+    assert {c["link"] for c in summary["captures"]} == {"dns-s1", "dhcp-s1", "mail-s1", "pc1-s1", "pc2-s1"}
+    for c in summary["captures"]:
+        assert c["dropped"] == 0 and c["packets"] > 0 and (report / c["file"]).stat().st_size > 24, c
+    # the capture reports the TLS version and cipher the client itself negotiated
+    send = next(x for x in summary["steps"] if x["kind"] == "send")
+    client_port = None
+    for f in summary["wire"]["tls"]:
+        if f["flow"].endswith(":587") and f["link"] == "pc1-s1":
+            client_port = f["flow"]
+            assert f["mode"] == "starttls"
+            assert f["version"] == send["details"]["tls_version"], (f, send["details"])
+            assert f["cipher"] == send["details"]["cipher"], (f, send["details"])
+            assert f["cert_subject"] == "CN=mail.projet.dz"
+    assert client_port is not None, "the submission was not seen on pc1's link"
     assert summary["environment"]["postfix"].startswith("3.")
     cases = ET.parse(report / "junit.xml").getroot().findall(".//testcase")
-    assert len(cases) == len(scn.steps)
+    assert len(cases) == len(scn.steps) + len(wire_checks)
     # rendered configs and daemon logs of every service are in the report
     for rel in ("nodes/mail/config/postfix/main.cf", "nodes/mail/config/dovecot/dovecot.conf",
                 "nodes/dns/config/named/db.projet.dz", "nodes/dhcp/config/kea-dhcp4/kea-dhcp4.conf",

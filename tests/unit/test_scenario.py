@@ -181,7 +181,7 @@ class TestRejected:
 
     def test_a_topology_is_not_a_scenario(self, repo: Path) -> None:
         found = problems(repo / "topologies" / "star.yaml")
-        assert "domain: unknown key 'domain'\n  hint: allowed: name, description, topology, routing, params, steps" in found
+        assert "domain: unknown key 'domain'\n  hint: allowed: name, description, topology, routing, params, capture, wire, steps" in found
         assert "missing key 'steps'" in found
 
     def test_errors_in_the_topology_name_the_topology_file(self, write_yaml: Callable[[str, str], Path],

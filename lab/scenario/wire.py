@@ -1,0 +1,140 @@
+"""Wire assertions: what the captured packets prove, checked after the last step.
+
+Each assertion becomes a result like a step's (kind ``wire``), so reports and JUnit
+show it; a failure names the link, the flow and the packet.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lab.capture import analyse as A
+from lab.model import scenario as S
+from lab.model.plan import Plan
+from lab.scenario.steps import Outcome, failed, passed
+
+VERSION_RANK = {"SSLv3": 0, "TLSv1.0": 1, "TLSv1.1": 2, "TLSv1.2": 3, "TLSv1.3": 4}
+
+
+def check(wire: S.Wire, analysis: dict[str, Any], plan: Plan, links: list[dict[str, Any]],
+          pcaps: dict[str, Path], macs: dict[str, str]) -> list[tuple[str, Outcome]]:
+    out: list[tuple[str, Outcome]] = []
+    if wire.tls is not None:
+        out.append((f"wire: TLS >= {wire.tls.min_version} on ports {', '.join(map(str, wire.tls.ports))}",
+                    _tls(wire.tls, analysis)))
+    if wire.no_plaintext_auth:
+        out.append(("wire: no credentials in clear", _creds(analysis)))
+    for pth in wire.path:
+        out.append((f"wire: path {pth.from_} -> {pth.to}:{pth.port} via {', '.join(pth.via)}",
+                     _path(pth, plan, links, pcaps)))
+    if wire.nat is not None:
+        out.append((f"wire: NAT on {wire.nat.node}", _nat(wire.nat.node, links, pcaps)))
+    if wire.dhcp is not None:
+        out.append(("wire: DHCP exchanges", _dhcp(wire.dhcp, analysis, plan, macs)))
+    return out
+
+
+def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
+    want = VERSION_RANK[f"TLSv{t.min_version}"]
+    on_ports = [f for f in analysis["tls"] if _server_port(f["flow"]) in t.ports]
+    # a connection where the client sent nothing (a port probe) carried no mail
+    flows = [f for f in on_ports if f.get("client_bytes", 1) > 0]
+    probes = sorted({f["flow"] for f in on_ports if f.get("client_bytes", 1) == 0})
+    if not flows:
+        return failed(f"no flow on ports {t.ports} was captured: nothing proves TLS")
+    bad = []
+    for f in flows:
+        if not f.get("tls"):
+            bad.append(f"{f['link']}: {f['flow']} is plaintext")
+        elif VERSION_RANK.get(str(f.get("version")), -1) < want:
+            bad.append(f"{f['link']}: {f['flow']} negotiated {f.get('version')} (packet {f.get('tls_packet')})")
+    facts = [{k: f.get(k) for k in ("link", "flow", "mode", "version", "cipher", "sni", "cert_subject", "cert_san")}
+             for f in flows]
+    if bad:
+        return failed(f"{len(bad)} of {len(flows)} flow(s) fail: " + "; ".join(bad[:5]), flows=facts,
+                      probes=probes)
+    versions = sorted({str(f.get("version")) for f in flows})
+    extra = f"; {len(probes)} connection(s) without client data ignored" if probes else ""
+    return passed(f"{len(flows)} flow(s), all TLS ({', '.join(versions)}){extra}", flows=facts, probes=probes)
+
+
+def _creds(analysis: dict[str, Any]) -> Outcome:
+    found = analysis["credentials"]
+    if found:
+        first = found[0]
+        return failed(f"{len(found)} credential(s) in clear, first: {first.get('what')} on {first.get('link')} "
+                      f"packet {first.get('packet')} ({first.get('flow')})", findings=found)
+    return passed("no AUTH, LOGIN or USER/PASS before TLS on any link")
+
+
+def _server_port(flow: str) -> int:
+    try:
+        return int(flow.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _path(pth: S.WirePath, plan: Plan, links: list[dict[str, Any]], pcaps: dict[str, Path]) -> Outcome:
+    src_ips = {i.ip for i in plan.nodes[pth.from_].interfaces if i.ip}
+    dst_ips = {i.ip for i in plan.nodes[pth.to].interfaces if i.ip}
+    subnet_of = {lk["link"]: lk["subnet"] for lk in links}
+    key = None
+    for link, pcap in pcaps.items():
+        for f in A._parsed(pcap).flows:
+            k = f.key
+            if k[0] == "tcp" and k[1] in src_ips and k[3] in dst_ips and k[4] == pth.port:
+                if key is None or f.first_ts < key[1]:
+                    key = (k, f.first_ts)
+    if key is None:
+        return failed(f"no TCP flow from {pth.from_} to {pth.to}:{pth.port} was captured on any link")
+    res = A.path(pcaps, key[0])
+    seen_subnets: list[str] = []
+    for entry in res["links"]:
+        sub = subnet_of.get(entry["link"])
+        if sub and (not seen_subnets or seen_subnets[-1] != sub):
+            seen_subnets.append(sub)
+    want_subnets = [v for v in pth.via if v in plan.topology.subnets]
+    want_routers = [v for v in pth.via if v not in plan.topology.subnets]
+    it = iter(seen_subnets)
+    in_order = all(any(s == w for s in it) for w in want_subnets)
+    ttls = [max(e["ttl_c2s"]) for e in res["links"] if e["ttl_c2s"]]
+    crossed = (max(ttls) - min(ttls)) if ttls else 0
+    details = {"flow": res["flow"], "links": res["links"], "subnets": seen_subnets, "routers_crossed": crossed}
+    if not in_order:
+        return failed(f"{res['flow']} crossed {' -> '.join(seen_subnets) or 'nothing'}, "
+                      f"expected {' -> '.join(want_subnets)}", **details)
+    if want_routers and crossed != len(want_routers):
+        return failed(f"{res['flow']}: the TTL fell by {crossed} across the captures, "
+                      f"expected {len(want_routers)} router(s) ({', '.join(want_routers)})", **details)
+    return passed(f"{res['flow']} crossed {' -> '.join(seen_subnets)}; TTL -{crossed}", **details)
+
+
+def _nat(node: str, links: list[dict[str, Any]], pcaps: dict[str, Path]) -> Outcome:
+    mine = [lk["link"] for lk in links if node in lk["ends"] and lk["link"] in pcaps]
+    matches = []
+    for i, a in enumerate(mine):
+        for b in mine[i + 1:]:
+            for m in A.nat(pcaps[a], pcaps[b]):
+                if m.get("kind") in ("snat", "dnat"):
+                    m["links"] = [a, b]
+                    matches.append(m)
+    if not matches:
+        return failed(f"no flow was seen rewritten across {node} (links {', '.join(mine)})")
+    first = matches[0]
+    return passed(f"{len(matches)} flow(s) translated by {node}, e.g. {first['a']['flow']} on {first['a']['link']} "
+                  f"is {first['b']['flow']} on {first['b']['link']} ({first['kind']})",
+                  matches=matches[:50], mapping=A.nat_mapping(matches))
+
+
+def _dhcp(d: S.WireDhcp, analysis: dict[str, Any], plan: Plan, macs: dict[str, str]) -> Outcome:
+    hosts = [n.name for n in plan.nodes.values() if n.dhcp] if d.clients == "all" else list(d.clients)
+    seen: dict[str, dict[str, Any]] = {}
+    for link in analysis["links"].values():
+        for mac, c in (link.get("dhcp") or {}).get("clients", {}).items():
+            if c.get("dora"):
+                seen[mac.lower()] = c
+    missing = [h for h in hosts if macs.get(h, "").lower() not in seen]
+    details = {"clients": {h: seen.get(macs.get(h, "").lower(), {}) for h in hosts}}
+    if missing:
+        return failed(f"no complete DISCOVER/OFFER/REQUEST/ACK for {', '.join(missing)}", **details)
+    return passed(f"{len(hosts)} client(s) did DISCOVER, OFFER, REQUEST, ACK", **details)
