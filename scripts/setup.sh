@@ -16,7 +16,7 @@ PACKAGES=(
   postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
   bind9 bind9-utils bind9-dnsutils
   kea-dhcp4-server isc-dhcp-client
-  tcpdump nftables openssl ca-certificates
+  tcpdump nftables openssl ca-certificates frr tshark chromium
   python3 python3-venv python3-pip
 )
 SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server)

@@ -87,6 +87,25 @@ class Subnet(Strict):
         return ipaddress.IPv4Network(self.cidr)
 
 
+class MailConfig(Strict):
+    """Change a mail node's configuration: what a student edits, or a deliberately
+    weakened server for a negative test.  Applied after the shipped templates."""
+
+    postfix: dict[str, str] = Field(default_factory=dict, description="main.cf parameters (postconf -e)")
+    postfix_master: dict[str, str] = Field(
+        default_factory=dict, description="master.cf service parameters: 'submission/inet/smtpd_tls_security_level': may")
+    dovecot: dict[str, str] = Field(default_factory=dict, description="dovecot.conf settings, e.g. ssl: 'yes'")
+
+    @field_validator("postfix_master")
+    @classmethod
+    def _master(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if len(key.split("/")) != 3:
+                raise ValueError(hinted(f"'{key}' is not service/type/parameter",
+                                        "e.g. submission/inet/smtpd_tls_security_level"))
+        return v
+
+
 class Node(Strict):
     role: Role
     address: str | None = Field(None, description="an IPv4 address in the node's subnet, or 'dhcp'")
@@ -97,6 +116,7 @@ class Node(Strict):
     stp: bool = Field(False, description="switches only: run the spanning tree protocol (for L2 rings)")
     domain: str | None = Field(None, description="DNS domain of this node's name (default: the topology's)")
     description: str | None = None
+    config: "MailConfig | None" = Field(None, description="mail nodes: settings that replace the shipped ones")
 
     @field_validator("address")
     @classmethod
@@ -241,6 +261,9 @@ class Iface:
     dhcp: bool
     link: int                  # index in links
     peer: str                  # the node at the other end (a switch or a node)
+
+
+Node.model_rebuild()
 
 
 class Topology:
@@ -398,6 +421,8 @@ def check(t: TopologyFile, src: Located, topo: Topology | None = None) -> list[P
             if node.subnet is not None:
                 out.append(p(where + ("subnet",), "only switches carry a subnet; a node takes the subnet of its switch",
                              "remove 'subnet' and link the node to a switch"))
+            if node.config is not None and node.role != "mail":
+                out.append(p(where + ("config",), "only mail nodes take 'config'", "remove 'config'"))
             for key in ("hub", "stp"):
                 if getattr(node, key):
                     out.append(p(where + (key,), f"only switches have '{key}'", f"remove '{key}'"))

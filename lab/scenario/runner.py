@@ -113,6 +113,11 @@ def run_scenario(scn: Scenario, reports_root: Path, *, prefix: str | None = None
         result.status = PASSED
     write_json(result, report_dir / "summary.json")
     write_junit(result, report_dir / "junit.xml")
+    try:
+        from lab.report.html import write_html
+        write_html(result.to_dict(), scn.plan, report_dir)
+    except Exception as exc:  # the HTML is a view; the JSON and JUnit are the record
+        log.warning("could not write report.html: %s", exc)
     if interrupted is not None:
         raise interrupted
     return result, report_dir

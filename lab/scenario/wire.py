@@ -88,8 +88,10 @@ def _path(pth: S.WirePath, plan: Plan, links: list[dict[str, Any]], pcaps: dict[
     if key is None:
         return failed(f"no TCP flow from {pth.from_} to {pth.to}:{pth.port} was captured on any link")
     res = A.path(pcaps, key[0])
+    # only where the client's packets went: with asymmetric routes the replies take other links
+    forward = [e for e in res["links"] if e.get("c2s_packets", 0) > 0]
     seen_subnets: list[str] = []
-    for entry in res["links"]:
+    for entry in forward:
         sub = subnet_of.get(entry["link"])
         if sub and (not seen_subnets or seen_subnets[-1] != sub):
             seen_subnets.append(sub)
@@ -97,9 +99,11 @@ def _path(pth: S.WirePath, plan: Plan, links: list[dict[str, Any]], pcaps: dict[
     want_routers = [v for v in pth.via if v not in plan.topology.subnets]
     it = iter(seen_subnets)
     in_order = all(any(s == w for s in it) for w in want_subnets)
-    ttls = [max(e["ttl_c2s"]) for e in res["links"] if e["ttl_c2s"]]
+    ttls = [max(e["ttl_c2s"]) for e in forward if e["ttl_c2s"]]
     crossed = (max(ttls) - min(ttls)) if ttls else 0
-    details = {"flow": res["flow"], "links": res["links"], "subnets": seen_subnets, "routers_crossed": crossed}
+    replies = sorted({e["link"] for e in res["links"] if e.get("c2s_packets", 0) == 0})
+    details = {"flow": res["flow"], "links": res["links"], "subnets": seen_subnets, "routers_crossed": crossed,
+               "replies_only_on": replies}
     if not in_order:
         return failed(f"{res['flow']} crossed {' -> '.join(seen_subnets) or 'nothing'}, "
                       f"expected {' -> '.join(want_subnets)}", **details)

@@ -107,6 +107,23 @@ class Postfix(Service):
                    "/etc/postfix/vmailbox")
         self.write(etc / "sender_login", "".join(f"{u.address} {u.address}\n" for u in users),
                    "/etc/postfix/sender_login")
+        cfg = self.dep.plan.topology.data.nodes[self.node.name].config
+        if cfg is not None and (cfg.postfix or cfg.postfix_master):
+            # the topology's own settings replace the shipped ones (postconf edits in place)
+            for key, value in cfg.postfix.items():
+                self._postconf(["-e", f"{key}={value}"])
+            for key, value in cfg.postfix_master.items():
+                self._postconf(["-P", f"{key}={value}"])
+            past = time.time() - 5
+            for name in ("main.cf", "master.cf"):
+                os.utime(etc / name, (past, past))
+
+    def _postconf(self, args: list[str]) -> None:
+        etc = self.node.dir / "etc-postfix"
+        r = subprocess.run(["postconf", "-c", str(etc), *args], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL)
+        if r.returncode != 0 or "warning" in r.stderr:
+            raise self.fail(f"postconf {' '.join(args)} failed", extra=(r.stdout + r.stderr).strip())
 
     def check(self) -> None:
         # The first `postfix check` of an empty spool builds the queue tree (about 2 s
@@ -170,8 +187,12 @@ class Dovecot(Service):
     def render(self) -> None:
         ctx = Postfix(self.node, self.dep).context()
         etc = self.node.dir / "etc-dovecot"
-        self.write(etc / "dovecot.conf", render_template(MAILNODE / "dovecot", "dovecot.conf.j2", **ctx),
-                   "/etc/dovecot/dovecot.conf")
+        text = render_template(MAILNODE / "dovecot", "dovecot.conf.j2", **ctx)
+        cfg = self.dep.plan.topology.data.nodes[self.node.name].config
+        if cfg is not None and cfg.dovecot:
+            text += "\n# --- the topology's own settings (they replace the ones above) ---\n"
+            text += "".join(f"{k} = {v}\n" for k, v in cfg.dovecot.items())
+        self.write(etc / "dovecot.conf", text, "/etc/dovecot/dovecot.conf")
         lines = "".join(f"{u.address}:{ssha512(u.password)}:{VMAIL_UID}:{VMAIL_GID}::"
                         f"/var/mail/vhosts/{u.domain}/{u.name}::\n" for u in self.host.users)
         users = self.write(etc / "users", lines, "/etc/dovecot/users", mode=0o640)

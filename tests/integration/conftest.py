@@ -1,7 +1,9 @@
 """Fixtures for tests that build real labs (root, Debian packages)."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,15 +32,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def footprint() -> dict[str, object]:
-    """What mail-lab has on this machine: compare before and after a run.
+OURS = re.compile(r"^ml\d+(b\d|-)")          # kernel names of labs with automatic prefixes
+RUN_ID = re.compile(r"/var/lib/mail-lab/runs/([0-9]{8}-[0-9]{6}-[0-9a-f]{4})")
 
-    Only what is ours counts (other labs, e.g. a developer's scratch network, may
-    come and go meanwhile): links named with the lab prefix stem, processes of lab
-    hosts (Mininet shells of ``ml*`` hosts, anything whose command line or mount
-    table names a run's state dir), their network namespaces, mounts and claims.
+
+def footprint() -> dict[str, object]:
+    """What mail-lab's automatically named labs have on this machine.
+
+    Compared before and after a test.  Only labs with automatic prefixes (ml1, ml2,
+    ...) count: a benchmark or a developer's scratch lab with its own prefix may come
+    and go meanwhile.  Orphans (processes of a run that has no claim any more) count.
     """
     root_ns = os.readlink("/proc/self/ns/net")
+    state = Path("/var/lib/mail-lab/prefixes")
+    claims = {}
+    if state.is_dir():
+        for c in state.iterdir():
+            try:
+                claims[json.loads((c / "owner.json").read_text())["run_id"]] = c.name
+            except (OSError, ValueError, KeyError):
+                claims[c.name] = c.name
     procs = []
     namespaces = set()
     for entry in os.listdir("/proc"):
@@ -52,21 +65,23 @@ def footprint() -> dict[str, object]:
             ns = os.readlink(f"/proc/{entry}/ns/net")
         except OSError:
             continue
-        if "mininet:ml" in cmd or RUNS in cmd or RUNS in mounts:
+        shell = re.search(r"mininet:(\S+)", cmd)
+        runs = set(RUN_ID.findall(cmd + mounts))
+        mine = (shell is not None and OURS.match(shell.group(1) + "-")) or \
+            any(r not in claims or OURS.match(claims[r] + "-") for r in runs)
+        if mine:
             procs.append(f"{entry} {cmd[:80]}")
             if ns != root_ns:
                 namespaces.add(ns)
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    ours = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines()
-                  if line.split(":")[1].strip().startswith("ml"))
+    names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()]
     root_mounts = [m for m in Path("/proc/self/mountinfo").read_text().splitlines() if "mail-lab" in m]
-    state = Path("/var/lib/mail-lab/prefixes")
     return {
         "namespaces": len(namespaces),
-        "links": ours,
+        "links": sorted(n for n in names if OURS.match(n)),
         "processes": sorted(procs),
         "mounts": root_mounts,
-        "claims": sorted(p.name for p in state.iterdir()) if state.is_dir() else [],
+        "claims": sorted(c for c in claims.values() if re.fullmatch(r"ml\d+", c)),
     }
 
 

@@ -1,0 +1,240 @@
+"""report.html: one self-contained page per run, for people.
+
+Everything the page shows is prepared here as plain values; the template
+(``templates/report.html.j2``, autoescaped) only lays them out.  The page embeds its
+CSS and the topology SVG, shows every rendered config inline and links the logs,
+captures and machine-readable files by relative path, so the report folder can be
+copied or opened offline as it is.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from lab.model.plan import Plan
+from lab.report import mailtrace
+from lab.report.svg import topology_svg
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+CONFIG_LIMIT = 256 * 1024          # bytes of one config shown inline
+STATUS_MARK = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+
+
+def _env() -> Environment:
+    return Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True),
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def _secs(value: Any) -> str:
+    try:
+        return f"{float(value):.2f} s"
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1048576:.1f} MiB"
+
+
+def _table(rows: list[dict[str, Any]], prefer: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Columns (preferred first, then in order of appearance) and cells as strings."""
+    cols = [c for c in prefer if any(c in r for r in rows)]
+    for r in rows:
+        cols.extend(k for k in r if k not in cols)
+    cells = [[_cell(r.get(c, "")) for c in cols] for r in rows]
+    return {"columns": cols, "rows": cells}
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_cell(x) for x in v)
+    if isinstance(v, dict):
+        return json.dumps(v, sort_keys=True, default=str)
+    return "" if v is None else str(v)
+
+
+def _steps(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for s in summary.get("steps", []):
+        status = str(s.get("status", ""))
+        details = s.get("details") or {}
+        tb = details.get("traceback") if isinstance(details, dict) else None
+        shown = {k: v for k, v in details.items() if k != "traceback"} if isinstance(details, dict) else details
+        out.append({"index": f"{int(s.get('index', 0)):02d}", "kind": s.get("kind", ""), "name": s.get("name", ""),
+                    "status": status, "mark": STATUS_MARK.get(status, status.upper()),
+                    "bad": status in ("failed", "error"), "duration": _secs(s.get("duration")),
+                    "message": s.get("message", ""), "line": s.get("line"),
+                    "details": json.dumps(shown, indent=2, sort_keys=False, default=str) if shown else "",
+                    "traceback": tb or ""})
+    return out
+
+
+def _probes(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for s in summary.get("steps", []):
+        if s.get("kind") != "probe":
+            continue
+        d = s.get("details") or {}
+        rows.append({"step": f"{int(s.get('index', 0)):02d}", "name": s.get("name", ""),
+                     "target": f"{d.get('proto', '?')}/{d.get('port', '?')} on {d.get('target', '?')}",
+                     "state": d.get("state", ""), "status": s.get("status", ""),
+                     "mark": STATUS_MARK.get(str(s.get("status")), ""), "message": s.get("message", "")})
+    return rows
+
+
+def _routes(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for s in summary.get("steps", []):
+        d = s.get("details") or {}
+        if s.get("kind") != "routes" or not isinstance(d.get("routes"), list):
+            continue
+        node = str(s.get("name", "")).split(":", 1)[0]
+        out.append({"title": f"step {int(s.get('index', 0)):02d}: {s.get('name', '')}", "node": node,
+                    "table": _table(d["routes"], ("dst", "gateway", "dev", "protocol", "metric", "prefsrc", "scope"))})
+    return out
+
+
+def _firewalls(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    fws = summary.get("firewalls")
+    if not fws:
+        return []
+    items = fws.items() if isinstance(fws, dict) else ((f.get("node", f"firewall {k}"), f) for k, f in enumerate(fws))
+    out = []
+    for name, fw in items:
+        entry: dict[str, Any] = {"name": name, "ruleset": "", "counters": None, "policy": "", "other": ""}
+        if isinstance(fw, dict):
+            entry["ruleset"] = str(fw.get("ruleset", "") or "")
+            counters = fw.get("counters")
+            if isinstance(counters, list) and all(isinstance(c, dict) for c in counters):
+                entry["counters"] = _table(counters)
+            elif counters:
+                entry["other"] = json.dumps(counters, indent=2, default=str)
+            if fw.get("policy"):
+                entry["policy"] = json.dumps(fw["policy"], indent=2, default=str)
+            rest = {k: v for k, v in fw.items() if k not in ("ruleset", "counters", "policy", "node")}
+            if rest:
+                entry["other"] = (entry["other"] + "\n" if entry["other"] else "") + json.dumps(rest, indent=2, default=str)
+        else:
+            entry["ruleset"] = str(fw)
+        out.append(entry)
+    return out
+
+
+def _captures(summary: dict[str, Any], report_dir: Path) -> list[dict[str, Any]]:
+    caps = summary.get("captures")
+    if isinstance(caps, dict):
+        caps = caps.get("files") or caps.get("captures") or []
+    out = []
+    for c in caps or []:
+        if not isinstance(c, dict):
+            continue
+        f = str(c.get("file", "") or "")
+        out.append({"link": c.get("link", ""), "file": f, "exists": bool(f) and (report_dir / f).is_file(),
+                    "packets": c.get("packets", ""), "dropped": c.get("dropped", ""),
+                    "bad": bool(c.get("dropped"))})
+    return out
+
+
+def _artefacts(summary: dict[str, Any], report_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Configs grouped by node (with their text) and logs (links only)."""
+    configs: dict[str, list[dict[str, Any]]] = {}
+    logs = []
+    for a in summary.get("artefacts", []):
+        rel = str(a.get("path", ""))
+        path = report_dir / rel
+        size = path.stat().st_size if path.is_file() else None
+        item = {"node": a.get("node", ""), "daemon": a.get("daemon", ""), "path": rel,
+                "shown_as": a.get("shown_as", ""), "size": _size(size) if size is not None else "missing",
+                "missing": size is None, "text": "", "truncated": False}
+        if a.get("kind") == "config":
+            if size is not None:
+                raw = path.read_bytes()[:CONFIG_LIMIT]
+                item["text"] = raw.decode("utf-8", errors="replace")
+                item["truncated"] = size > CONFIG_LIMIT
+            configs.setdefault(str(a.get("node", "")), []).append(item)
+        elif a.get("kind") == "log":
+            logs.append(item)
+    return [{"node": n, "files": fs} for n, fs in configs.items()], logs
+
+
+def _traces(summary: dict[str, Any], report_dir: Path) -> list[dict[str, Any]]:
+    try:
+        traces = mailtrace.trace(report_dir, summary)
+    except Exception as exc:  # a log we cannot read must not cost the whole report
+        log.warning("mail trace failed: %s", exc)
+        return [{"label": "(trace failed)", "error": f"{type(exc).__name__}: {exc}", "hops": []}]
+    for t in traces:
+        for h in t["hops"]:
+            tls = h.get("tls")
+            h["tls_text"] = f"{tls['version']} {tls['cipher']}" if isinstance(tls, dict) else ""
+            h["bad"] = h.get("status") not in ("ok", None)
+            h["log_name"] = str(h.get("log", "")).rsplit("/", 1)[-1]
+            h["wire_text"] = "; ".join(
+                " ".join(str(x) for x in (w.get("flow"), w.get("link") and f"on {w['link']}",
+                                          w.get("mode"), w.get("version"), w.get("cipher")) if x)
+                for w in h.get("wire", []))
+        t.setdefault("error", "")
+    return traces
+
+
+def _timings(summary: dict[str, Any]) -> dict[str, Any]:
+    timings = summary.get("timings") or {}
+    teardown = summary.get("teardown") or {}
+    phases = [{"name": k, "seconds": _secs(v)} for k, v in timings.items() if k not in ("ready", "teardown")]
+    return {"ready": _secs(timings.get("ready")) if "ready" in timings else "–",
+            "whole": _secs(summary.get("duration")),
+            "teardown": _secs(teardown.get("seconds", timings.get("teardown"))) if teardown or "teardown" in timings else "–",
+            "phases": phases, "problems": [str(p) for p in teardown.get("problems", []) or []]}
+
+
+def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) -> dict[str, Any]:
+    """Everything the template shows, as plain values (strings, lists, dicts)."""
+    report_dir = Path(report_dir)
+    leases = {str(x["node"]): str(x["address"]) for x in summary.get("leases", []) if x.get("address")}
+    diagram = ""
+    if plan is not None:
+        try:
+            diagram = topology_svg(plan, leases=leases)
+        except Exception as exc:  # the page is still useful without its picture
+            log.warning("topology diagram failed: %s", exc)
+    configs, logs = _artefacts(summary, report_dir)
+    counts = summary.get("counts") or {}
+    steps = _steps(summary)
+    files = [f for f in ("summary.json", "junit.xml") if (report_dir / f).is_file()]
+    status = str(summary.get("status", "unknown"))
+    return {
+        "title": f"{summary.get('scenario', '?')} on {summary.get('topology', '?')}: {status.upper()}",
+        "run": {k: summary.get(k, "") for k in ("run_id", "scenario", "scenario_file", "topology", "topology_file",
+                                                  "started", "prefix", "schema")},
+        "status": status, "error": summary.get("error", ""),
+        "counts": [{"name": k, "n": v} for k, v in counts.items()],
+        "timings": _timings(summary),
+        "diagram": Markup(diagram) if diagram else "",
+        "steps": steps, "failed_steps": [s for s in steps if s["bad"]],
+        "traces": _traces(summary, report_dir),
+        "leases": _table(summary.get("leases", []), ("node", "address", "router", "dns", "search")),
+        "dns": _table(summary.get("dns_records", []), ("zone", "server", "owner", "type", "value")),
+        "firewalls": _firewalls(summary), "probes": _probes(summary), "routes": _routes(summary),
+        "captures": _captures(summary, report_dir),
+        "environment": [{"name": k, "value": v} for k, v in (summary.get("environment") or {}).items()],
+        "configs": configs, "logs": logs, "files": files,
+        "css": Markup((TEMPLATES / "report.css").read_text()),
+    }
+
+
+def render_html(summary: dict[str, Any], plan: Plan | None, report_dir: Path) -> str:
+    return _env().get_template("report.html.j2").render(**build_context(summary, plan, Path(report_dir)))
+
+
+def write_html(summary: dict[str, Any], plan: Plan | None, report_dir: Path) -> Path:
+    """Write ``report_dir/report.html`` and return its path."""
+    path = Path(report_dir) / "report.html"
+    path.write_text(render_html(summary, plan, Path(report_dir)), encoding="utf-8")
+    return path

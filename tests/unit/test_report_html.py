@@ -1,0 +1,169 @@
+"""report.html: one self-contained page, rendered from real summaries in tests/data/report/."""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.model.plan import Plan, make_plan
+from lab.model.topology import load_topology
+from lab.report.html import render_html, write_html
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "tests" / "data" / "report"
+TOPOLOGY = {"star": "star.yaml", "star-fail": "star.yaml", "dmz": "dmz.yaml", "ring-ospf": "ring-l3.yaml"}
+
+
+class Page(HTMLParser):
+    """Elements with their attributes and text, enough to query the page's structure."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.elements: list[dict[str, Any]] = []
+        self._open: list[dict[str, Any]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        el = {"tag": tag, "attrs": dict(attrs), "text": ""}
+        self.elements.append(el)
+        if tag not in ("meta", "br", "img", "input", "link", "rect", "circle", "line", "path", "polygon"):
+            self._open.append(el)
+
+    def handle_endtag(self, tag: str) -> None:
+        for k in range(len(self._open) - 1, -1, -1):
+            if self._open[k]["tag"] == tag:
+                del self._open[k:]
+                break
+
+    def handle_data(self, data: str) -> None:
+        for el in self._open:
+            el["text"] += data
+
+    def find(self, tag: str | None = None, **attrs: str) -> list[dict[str, Any]]:
+        def match(el: dict[str, Any]) -> bool:
+            if tag and el["tag"] != tag:
+                return False
+            for k, v in attrs.items():
+                have = el["attrs"].get(k.replace("_", "-").rstrip("-")) or ""
+                if k == "class_" and v not in have.split():
+                    return False
+                if k != "class_" and have != v:
+                    return False
+            return True
+        return [el for el in self.elements if match(el)]
+
+
+def _fixture(name: str, tmp_path: Path) -> tuple[dict[str, Any], Plan, Path]:
+    d = tmp_path / name
+    shutil.copytree(DATA / name, d)
+    summary = json.loads((d / "summary.json").read_text())
+    return summary, make_plan(load_topology(REPO / "topologies" / TOPOLOGY[name])), d
+
+
+@pytest.mark.parametrize("name", sorted(TOPOLOGY))
+def test_the_page_is_self_contained_and_complete(name: str, tmp_path: Path) -> None:
+    summary, plan, d = _fixture(name, tmp_path)
+    path = write_html(summary, plan, d)
+    assert path == d / "report.html"
+    text = path.read_text()
+    page = Page(text)
+    # nothing to fetch: no external stylesheet, script or image
+    assert not page.find("link") and not page.find("img")
+    assert not [el for el in page.elements if el["attrs"].get("src")]
+    assert not re.search(r"""(href|src)=["']?(https?:)?//""", text)
+    # the diagram, with every node
+    drawn = {el["attrs"]["data-node"] for el in page.find("g") if "data-node" in el["attrs"]}
+    assert drawn == set(plan.nodes)
+    # every step, with its status as a class
+    for s in summary["steps"]:
+        [li] = page.find("li", id=f"step-{s['index']:02d}")
+        assert f"st-{s['status']}" in li["attrs"]["class"].split()
+        assert s["name"] in li["text"]
+    assert summary["run_id"] in page.find("header")[0]["text"]
+    assert page.find(id="run-status")[0]["text"] == summary["status"].upper()
+
+
+def test_failed_steps_are_marked_red_with_message_and_details(tmp_path: Path) -> None:
+    summary, plan, d = _fixture("star-fail", tmp_path)
+    page = Page(render_html(summary, plan, d))
+    bad = page.find("li", class_="st-failed")
+    assert [el["attrs"]["id"] for el in bad] == ["step-01", "step-05"]
+    assert "answers ['10.0.0.10'], expected ['10.0.0.99']" in bad[0]["text"]
+    assert all("step-bad" in el["attrs"]["class"].split() for el in bad)
+    assert len(page.find("details", class_="bad-details")) == 2
+    assert page.find(id="failures") and "2 step(s) did not pass" in page.find(id="failures")[0]["text"]
+    assert page.find("header", class_="status-failed")
+
+
+def test_everything_from_the_run_is_escaped(tmp_path: Path) -> None:
+    summary, plan, d = _fixture("star-fail", tmp_path)
+    text = render_html(summary, plan, d)
+    assert "<b>escaped</b>" not in text
+    assert "a wrong expectation &lt;b&gt;escaped&lt;/b&gt; &amp; failing" in text
+    assert "Hello &lt;bob&gt; &amp; co" in text
+
+
+def test_mail_trace_rows_are_in_order_with_their_queue_ids(tmp_path: Path) -> None:
+    summary, plan, d = _fixture("dmz", tmp_path)
+    page = Page(render_html(summary, plan, d))
+    [article] = page.find("article", id="msg-outbound")
+    i = page.elements.index(article)
+    rows = [el for el in page.elements[i:] if el["tag"] == "tr" and "hop" in el["attrs"].get("class", "").split()]
+    first = rows[:15]
+    assert [(r["attrs"]["data-node"], r["attrs"]["data-stage"]) for r in first[:8]] == [
+        ("mail", "connect"), ("mail", "submitted"), ("mail", "cleanup"), ("mail", "queued"), ("mail", "mx"),
+        ("mail", "relay"), ("mail", "removed"), ("ext-mail", "connect")]
+    queue_ids = [r["attrs"]["data-queue-id"] for r in first if r["attrs"]["data-stage"] in ("submitted", "received")]
+    assert queue_ids == ["345A8168143", "3BCDF168182"]
+
+
+def test_tables_configs_and_logs(tmp_path: Path) -> None:
+    summary, plan, d = _fixture("star", tmp_path)
+    page = Page(render_html(summary, plan, d))
+    text = "".join(el["text"] for el in page.find("section", id="network"))
+    assert "10.0.0.101" in text and "mail.projet.dz." in text and "PTR" in text
+    configs = page.find("details", class_="config")
+    main_cf = next(el for el in configs if "nodes/mail/config/postfix/main.cf" in el["text"])
+    assert "smtpd_tls_security_level" in main_cf["text"] or "myhostname" in main_cf["text"]
+    assert any("not in the report folder" in el["text"] for el in configs)   # artefacts not copied to the fixture
+    assert page.find("a", href="nodes/mail/logs/postfix.log")
+    env = page.find("section", id="environment")[0]["text"]
+    assert "postfix" in env and "3.7.11" in env
+
+
+def test_probes_routes_firewalls_and_captures(tmp_path: Path) -> None:
+    summary, plan, d = _fixture("dmz", tmp_path)
+    summary = copy.deepcopy(summary)
+    summary["firewalls"] = {"fw": {"ruleset": "table inet labfw { chain fwd { policy drop; } }",
+                                   "counters": [{"rule": "lan -> dmz tcp/587", "packets": 12, "bytes": 900}]}}
+    (d / "captures").mkdir()
+    (d / "captures" / "pc1-s1.pcap").write_bytes(b"")
+    summary["captures"] = [{"link": "pc1-s1", "file": "captures/pc1-s1.pcap", "packets": 42, "dropped": 0},
+                           {"link": "fw-s3", "file": "captures/fw-s3.pcap", "packets": 7, "dropped": 3}]
+    page = Page(render_html(summary, plan, d))
+    fw = page.find("section", id="firewall")[0]["text"]
+    assert "policy drop" in fw and "lan -> dmz tcp/587" in fw
+    assert "tcp/22 on 10.0.1.10" in fw and "filtered" in fw
+    assert page.find("a", href="captures/pc1-s1.pcap")
+    assert not page.find("a", href="captures/fw-s3.pcap")        # not in the folder: not linked
+    assert page.find("tr", class_="warn")                           # dropped packets stand out
+    summary2, plan2, d2 = _fixture("ring-ospf", tmp_path)
+    routes = Page(render_html(summary2, plan2, d2)).find("section", id="routes")[0]["text"]
+    assert "10.1.2.0/24" in routes and "10.255.0.14" in routes and "ospf" in routes
+
+
+def test_without_a_plan_or_logs_the_page_still_renders(tmp_path: Path) -> None:
+    summary = json.loads((DATA / "star" / "summary.json").read_text())
+    summary["error"] = "mail: postfix did not answer on port 25 <in time>"
+    summary["status"] = "error"
+    text = render_html(summary, None, tmp_path)
+    page = Page(text)
+    assert "no diagram" in page.find("section", id="topology")[0]["text"]
+    assert "postfix did not answer on port 25 <in time>" in page.find(id="lab-error")[0]["text"]
+    assert "nothing about this message was found" in page.find("section", id="mail")[0]["text"]
