@@ -108,6 +108,190 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise_env(f"'{what}' needs root (network namespaces, bridges, mounts)")
+
+
+def _pick_lab(prefix: str | None) -> dict[str, Any]:
+    from lab.errors import EnvironmentProblem
+    from lab.runtime.holder import running_labs
+    labs = running_labs()
+    if prefix:
+        labs = [lb for lb in labs if lb["prefix"] == prefix]
+    if not labs:
+        raise EnvironmentProblem("no lab is up" + (f" with prefix {prefix}" if prefix else ""),
+                                 hint="start one with 'lab up TOPOLOGY'")
+    if len(labs) > 1:
+        raise EnvironmentProblem("several labs are up: " + ", ".join(f"{lb['prefix']} ({lb['name']})" for lb in labs),
+                                 hint="choose one with --lab PREFIX")
+    return labs[0]
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import subprocess
+    import tempfile
+    from lab.model.topology import load_topology
+    from lab.errors import EnvironmentProblem
+    params = _params(args.param)
+    load_topology(args.topology, params=params)          # bad input: exit 2 before anything starts
+    _need_root("lab up")
+    with tempfile.TemporaryDirectory(prefix="mail-lab-up-") as tmp:
+        ready = Path(tmp) / "ready.json"
+        log = Path(tmp) / "holder.log"
+        cmd = [sys.executable, "-m", "lab.runtime.holder", str(Path(args.topology).resolve()),
+               "--ready-file", str(ready)] + (["--prefix", args.prefix] if args.prefix else []) + \
+            [f"--param={k}={v}" for k, v in params.items()]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, cwd=str(REPO))
+        say = _progress(not args.json)
+        shown = 0
+        while not ready.exists() or not ready.read_text():
+            if proc.poll() is not None and not ready.exists():
+                raise EnvironmentProblem(f"the lab holder exited ({proc.returncode}) before the lab was up:\n"
+                                         + log.read_text()[-3000:])
+            lines = log.read_text(errors="replace").splitlines()
+            for line in lines[shown:]:
+                say(line)
+            shown = len(lines)
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+    if "error" in info:
+        proc.wait(timeout=60)
+        print(f"lab: {info['error']}", file=sys.stderr)
+        return int(info.get("exit_code", 4))
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"lab {info['prefix']} is up: {info['name']} ({len(info['nodes'])} nodes, ready in {info['ready']:.2f} s)")
+    for name, n in info["nodes"].items():
+        print(f"  {name:10} {n['role']:8} {n['fqdn']:28} {' '.join(n['addresses'])}")
+    for note in info.get("notes", []):
+        print(f"  note: {note}")
+    hosts = [n for n, v in info["nodes"].items() if v["role"] == "host"] or list(info["nodes"])
+    print("reach it with:")
+    print(f"  lab exec {hosts[0]} -- ip addr    # any command inside a node (no command: a shell)")
+    print(f"  lab cli                   # a Mininet-style prompt: {hosts[0]} ping {list(info['nodes'])[0]}")
+    print("  lab down                  # stop it and remove everything it made")
+    return 0
+
+
+def _params(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not value.lstrip("-").isdigit():
+            raise InputError(problems=[__import__("lab.errors", fromlist=["Problem"]).Problem(
+                "--param", None, None, item, "expected NAME=NUMBER, e.g. depth=3")])
+        out[key] = int(value)
+    return out
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from lab.runtime.clean import CleanReport, clean_prefix
+    from lab.runtime.holder import running_labs
+    from lab.runtime.rundir import pid_alive
+    _need_root("lab down")
+    labs = running_labs() if args.all else [_pick_lab(args.lab)]
+    if not labs:
+        print("no lab is up")
+        return 0
+    for info in labs:
+        pid = int(info.get("holder", 0))
+        t0 = time.monotonic()
+        if pid and pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            while pid_alive(pid) and time.monotonic() - t0 < 60:
+                time.sleep(0.05)
+        claim = Path(info["claim"])
+        if claim.exists():    # the holder died without tearing down: clean what it left
+            report = CleanReport()
+            owner = json.loads((claim / "owner.json").read_text()) if (claim / "owner.json").exists() else {}
+            clean_prefix(info["prefix"], owner.get("state"), report)
+            import shutil
+            shutil.rmtree(claim, ignore_errors=True)
+        print(f"lab {info['prefix']} ({info['name']}) is down ({time.monotonic() - t0:.2f} s)")
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from lab.errors import EnvironmentProblem
+    _need_root("lab exec")
+    info = _pick_lab(args.lab)
+    if args.node not in info["nodes"]:
+        from lab.model.schema import suggest
+        raise EnvironmentProblem(f"no node '{args.node}' in lab {info['prefix']}",
+                                 hint=suggest(args.node, list(info["nodes"])) or "nodes: " + " ".join(info["nodes"]))
+    command = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
+    if not command:
+        command = ["bash", "--norc", "-i"]
+    os.execvp("mnexec", ["mnexec", "-a", str(info["nodes"][args.node]["pid"]), *command])
+    return 0  # not reached
+
+
+def cmd_cli(args: argparse.Namespace) -> int:
+    from lab.interactive import LabCLI
+    _need_root("lab cli")
+    LabCLI(_pick_lab(args.lab)).cmdloop()
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from lab.runtime.holder import running_labs
+    labs = running_labs()
+    if args.json:
+        print(json.dumps(labs))
+        return 0
+    if not labs:
+        print("no lab is up")
+    for lb in labs:
+        print(f"{lb['prefix']:6} {lb['name']:16} {len(lb['nodes'])} nodes  holder pid {lb['holder']}  {lb['topology']}")
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from lab.model.plan import make_plan
+    from lab.model.topology import load_topology
+    from lab.report.svg import topology_svg
+    plan = make_plan(load_topology(args.topology, params=_params(args.param)))
+    svg = topology_svg(plan, title=plan.topology.name)
+    if args.output and args.output != "-":
+        Path(args.output).write_text(svg)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(svg)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from lab.errors import EnvironmentProblem
+    from lab.model.plan import make_plan
+    from lab.model.topology import load_topology
+    from lab.report.html import write_html
+    run = Path(args.run)
+    if not run.is_dir():
+        run = Path(args.reports) / args.run
+    summary_file = run / "summary.json"
+    if not summary_file.exists():
+        raise EnvironmentProblem(f"no summary.json in {run}", hint="give a folder under reports/, or its run id")
+    summary = json.loads(summary_file.read_text())
+    plan = None
+    try:
+        plan = make_plan(load_topology(summary["topology_file"]))
+    except (LabError, OSError, KeyError):
+        pass   # the report still renders, without the diagram
+    out = write_html(summary, plan, run)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from lab.model.jsonschema import schema
+    print(json.dumps(schema(args.kind), indent=2))
+    return 0
+
+
 def raise_env(msg: str) -> None:
     from lab.errors import EnvironmentProblem
     raise EnvironmentProblem(msg, hint="run it with sudo, or as root")
@@ -136,6 +320,53 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Check files without building anything. Errors name file:line:column and field.")
     v.add_argument("files", nargs="+", help="topology or scenario YAML files")
     v.set_defaults(func=cmd_validate)
+
+    u = sub.add_parser("up", help="build and deploy a topology and keep it running",
+                       description="Build the topology and deploy its services in a background process, print "
+                       "how to reach it, and return. 'lab exec', 'lab cli' and 'lab down' work on it.",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    u.add_argument("topology", help="topology YAML file")
+    u.add_argument("--prefix", help="kernel name prefix (default: the first free ml<N>)")
+    u.add_argument("--param", action="append", default=[], metavar="NAME=N",
+                   help="size of a generated topology, e.g. --param depth=3")
+    u.add_argument("--json", action="store_true", help="print the lab's nodes as JSON")
+    u.set_defaults(func=cmd_up)
+
+    d = sub.add_parser("down", help="stop a lab started by 'lab up' and remove everything it made")
+    d.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
+    d.add_argument("--all", action="store_true", help="every lab started by 'lab up'")
+    d.set_defaults(func=cmd_down)
+
+    e = sub.add_parser("exec", help="run a command inside a node of the running lab",
+                       description="Run CMD inside NODE's network and mount namespaces (its own resolv.conf, "
+                       "its addresses). Without CMD, an interactive shell. Exit status: CMD's.")
+    e.add_argument("node")
+    e.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
+    e.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
+    e.set_defaults(func=cmd_exec)
+
+    cl = sub.add_parser("cli", help="a Mininet-style prompt on the running lab (pc1 ping mail)")
+    cl.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
+    cl.set_defaults(func=cmd_cli)
+
+    ls = sub.add_parser("list", help="the labs started by 'lab up' that are running")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    g = sub.add_parser("graph", help="draw a topology as SVG (no root needed)")
+    g.add_argument("topology")
+    g.add_argument("-o", "--output", help="write to this file (default: standard output)")
+    g.add_argument("--param", action="append", default=[], metavar="NAME=N")
+    g.set_defaults(func=cmd_graph)
+
+    rp = sub.add_parser("report", help="render a run's report.html again from its summary.json")
+    rp.add_argument("run", help="a report folder, or a run id under --reports")
+    rp.add_argument("--reports", default=str(DEFAULT_REPORTS))
+    rp.set_defaults(func=cmd_report)
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of topology, scenario or summary files")
+    sc.add_argument("kind", choices=["topology", "scenario", "summary"])
+    sc.set_defaults(func=cmd_schema)
 
     c = sub.add_parser("clean", help="remove what killed runs left (namespaces, links, daemons)",
                        description="Remove the leftovers of labs whose owning process is gone: their host "
