@@ -29,7 +29,10 @@ def test_up_exec_down(topology, no_leaks):
         net = nodes[src]["addresses"][0].rsplit(".", 1)[0]
         dst, ip = next((n, a) for n, v in nodes.items() if n != src for a in v["addresses"]
                        if a.rsplit(".", 1)[0] == net)
-        r = lab("exec", "--lab", info["prefix"], src, "--", "ping", "-c", "1", "-w", "20", ip)  # STP may still be settling
+        for _ in range(20):       # an STP ring forwards only once its ports have settled
+            r = lab("exec", "--lab", info["prefix"], src, "--", "ping", "-c", "1", "-W", "1", ip)
+            if r.returncode == 0:
+                break
         assert r.returncode == 0, (src, dst, r.stdout, r.stderr)
         # the command really ran inside the node: it sees the node's own address
         r = lab("exec", "--lab", info["prefix"], src, "--", "ip", "-4", "-o", "addr", "show")
