@@ -1,7 +1,7 @@
 """An example of the mail-lab pytest plugin: a lab per module, steps as calls.
 
 Run it (as root):  .venv/bin/pytest examples/test_with_plugin.py
-Scenario files as tests:  .venv/bin/pytest --lab-scenarios scenarios/default.yaml
+Scenario files as tests:  .venv/bin/pytest --lab-scenarios scenarios/star.yaml
 """
 import pytest
 

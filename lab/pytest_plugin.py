@@ -17,7 +17,7 @@ Two ways to use it:
    ``lab`` is built once per module (from the ``lab_topology`` marker, or the
    ``--lab-topology`` option) and torn down after its last test.
 
-2. Scenario files as tests: ``pytest --lab-scenarios scenarios/default.yaml`` (or a
+2. Scenario files as tests: ``pytest --lab-scenarios scenarios/star.yaml`` (or a
    folder) collects every scenario file given, builds its lab once, and runs each
    step and each wire assertion as its own test item, so each is a visible result.
 

@@ -67,7 +67,7 @@ def run_scenario(scn: Scenario, reports_root: Path, *, prefix: str | None = None
                     sr.details = {"traceback": traceback.format_exc()}
                 sr.duration = round(time.monotonic() - ts, 4)
                 result.steps.append(sr)
-                say(f"  {sr.status.upper()} {sr.message}")
+                say(f"  {sr.status.upper()} {step.index:02d} {step.kind}: {sr.message}")
         except LabError as exc:
             result.error = str(exc)
         except Exception as exc:  # a harness bug: still tear down and report it

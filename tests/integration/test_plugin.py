@@ -19,10 +19,10 @@ def test_example_test_file_passes(no_leaks):
 
 
 def test_scenario_steps_are_test_items(no_leaks):
-    r = pytest_run("--lab-scenarios", "scenarios/default.yaml")
+    r = pytest_run("--lab-scenarios", "scenarios/star.yaml")
     assert r.returncode == 0, r.stdout[-3000:]
     assert "12 passed" in r.stdout
-    assert "PASSED scenarios/default.yaml::03 alice submits a message to bob" in r.stdout
+    assert "PASSED scenarios/star.yaml::03 alice submits a message to bob" in r.stdout
 
 
 def test_a_failing_wire_check_is_a_failed_item(no_leaks, tmp_path):

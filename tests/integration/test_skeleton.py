@@ -22,7 +22,7 @@ LAB = [sys.executable, "-m", "lab.cli"]
 
 
 def test_default_scenario_passes_and_leaves_nothing(tmp_path, no_leaks):
-    scn = load_scenario(REPO / "scenarios" / "default.yaml")
+    scn = load_scenario(REPO / "scenarios" / "star.yaml")
     result, report = run_scenario(scn, tmp_path)
     failed = [(s.name, s.message) for s in result.steps if s.status != "passed"]
     assert result.error == "" and not failed, (result.error, failed)

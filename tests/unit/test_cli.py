@@ -11,7 +11,7 @@ import pytest
 from lab.cli import EXIT_CODES, main
 
 REPO = Path(__file__).resolve().parents[2]
-GOOD = ["topologies/star.yaml", "scenarios/default.yaml", "tests/data/good/lan.yaml", "tests/data/good/scenario.yaml"]
+GOOD = ["topologies/star.yaml", "scenarios/star.yaml", "tests/data/good/lan.yaml", "tests/data/good/scenario.yaml"]
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["validate", "--help"], ["clean", "--help"]],
@@ -50,7 +50,7 @@ def test_validate_good_files(capsys: pytest.CaptureFixture[str], monkeypatch: py
     assert err == ""
     assert out.splitlines() == [
         "topologies/star.yaml: valid topology 'campus-star' (6 nodes, 5 links)",
-        "scenarios/default.yaml: valid scenario 'default' (9 steps, topology campus-star)",
+        "scenarios/star.yaml: valid scenario 'star' (9 steps, topology campus-star)",
         "tests/data/good/lan.yaml: valid topology 'test-lan' (6 nodes, 5 links)",
         "tests/data/good/scenario.yaml: valid scenario 'test-scenario' (5 steps, topology test-lan)",
     ]

@@ -31,12 +31,12 @@ def problems(path: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def scn(repo: Path) -> Scenario:
-    return load_scenario(repo / "scenarios" / "default.yaml")
+    return load_scenario(repo / "scenarios" / "star.yaml")
 
 
 class TestDefault:
     def test_header(self, scn: Scenario) -> None:
-        assert scn.name == "default"
+        assert scn.name == "star"
         assert scn.description.startswith("campus LAN")
         assert scn.topology.name == "campus-star"
         assert scn.plan.nodes["mail"].ip == "10.0.0.10"

@@ -105,7 +105,7 @@ def main(outdir: Path) -> None:
         old.unlink()
     keylog = outdir / "keylog.txt"
     keylog.write_text("")
-    scn = load_scenario(REPO / "scenarios" / "default.yaml")
+    scn = load_scenario(REPO / "scenarios" / "star.yaml")
     holder: dict[str, Any] = {}
 
     def progress(msg: str) -> None:
