@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lab.report.writers import write_text
     from lab.scenario.runner import run_scenario
 
-    scn = load_scenario(args.scenario)
+    scn = load_scenario(args.scenario, topology=args.topology)
     _terminate_as_interrupt()
     result, report_dir = run_scenario(scn, Path(args.reports), prefix=args.prefix,
                                       progress=_progress(not args.quiet and not args.json))
@@ -332,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"scenario YAML file (default: {DEFAULT_SCENARIO.relative_to(REPO)})")
     r.add_argument("--reports", default=str(DEFAULT_REPORTS), help="where run reports go (default: reports/)")
     r.add_argument("--prefix", help="kernel name prefix for this lab (default: the first free ml<N>)")
+    r.add_argument("--topology", help="run the scenario on this topology instead of its own (grade a student's)")
     r.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     r.set_defaults(func=cmd_run)

@@ -137,8 +137,9 @@ def fetch(p: dict[str, Any]) -> dict[str, Any]:
                 conn = imaplib.IMAP4_SSL(p["server"], port, ssl_context=ctx, timeout=p.get("timeout", 20))
             else:
                 conn = imaplib.IMAP4(p["server"], port, timeout=p.get("timeout", 20))
-                out["stage"] = "starttls"
-                conn.starttls(ssl_context=ctx)
+                if not p.get("plaintext"):
+                    out["stage"] = "starttls"
+                    conn.starttls(ssl_context=ctx)
             out["greeting"] = conn.welcome.decode(errors="replace")
             out.update(_tls_facts(conn.sock if isinstance(conn.sock, ssl.SSLSocket) else None))
             out["stage"] = "auth"
@@ -157,8 +158,9 @@ def fetch(p: dict[str, Any]) -> dict[str, Any]:
                 conn = poplib.POP3_SSL(p["server"], port, context=ctx, timeout=p.get("timeout", 20))
             else:
                 conn = poplib.POP3(p["server"], port, timeout=p.get("timeout", 20))
-                out["stage"] = "starttls"
-                conn.stls(context=ctx)
+                if not p.get("plaintext"):
+                    out["stage"] = "starttls"
+                    conn.stls(context=ctx)
             out["greeting"] = conn.getwelcome().decode(errors="replace")
             out.update(_tls_facts(conn.sock if isinstance(conn.sock, ssl.SSLSocket) else None))
             out["stage"] = "auth"
@@ -210,7 +212,127 @@ def resolve(p: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-KINDS = {"send": send, "fetch": fetch, "dns": resolve}
+def smtp_probe(p: dict[str, Any]) -> dict[str, Any]:
+    """A raw SMTP dialogue, exactly as written: what a relay tester or a spammer
+    sends.  EHLO (and STARTTLS if asked), MAIL FROM, RCPT TO for each recipient,
+    never DATA.  Records every reply code."""
+    import socket
+
+    out: dict[str, Any] = {"ok": False, "stage": "connect", "replies": []}
+    t0 = time.monotonic()
+
+    def reply(f: Any) -> tuple[int, str]:
+        lines = []
+        while True:
+            line = f.readline().decode(errors="replace")
+            if not line:
+                raise OSError("connection closed")
+            lines.append(line.rstrip("\r\n"))
+            if len(line) < 4 or line[3] != "-":
+                break
+        return int(lines[-1][:3]), "\n".join(lines)
+
+    def cmd(sock: Any, f: Any, text: str) -> tuple[int, str]:
+        sock.sendall(text.encode() + b"\r\n")
+        code, msg = reply(f)
+        out["replies"].append({"sent": text, "code": code, "reply": msg})
+        return code, msg
+
+    def extensions(text: str) -> list[str]:
+        return sorted({ln[4:].split()[0].upper() for ln in text.splitlines()[1:] if len(ln) > 4})
+
+    try:
+        sock = socket.create_connection((p["server"], p["port"]), timeout=p.get("timeout", 10))
+        f = sock.makefile("rb")
+        code, banner = reply(f)
+        out["banner"] = banner
+        out["stage"] = "ehlo"
+        code, text = cmd(sock, f, f"EHLO {p.get('helo', 'probe.invalid')}")
+        out["ehlo_before_tls"] = extensions(text)
+        out["ehlo"] = out["ehlo_before_tls"]
+        if p.get("starttls"):
+            out["stage"] = "starttls"
+            code, _ = cmd(sock, f, "STARTTLS")
+            if code != 220:
+                raise OSError(f"STARTTLS refused ({code})")
+            ctx = _tls_context(p["ca_file"], p.get("keylog"))
+            sock = ctx.wrap_socket(sock, server_hostname=p["server"])
+            f = sock.makefile("rb")
+            out.update(_tls_facts(sock))
+            code, text = cmd(sock, f, f"EHLO {p.get('helo', 'probe.invalid')}")
+            out["ehlo"] = extensions(text)
+        out["stage"] = "mail"
+        code, _ = cmd(sock, f, f"MAIL FROM:{p['mail_from']}")
+        out["mail_code"] = code
+        out["rcpt"] = {}
+        if code < 400:
+            out["stage"] = "rcpt"
+            for rcpt in p["rcpt"]:
+                code, text = cmd(sock, f, f"RCPT TO:{rcpt}")
+                out["rcpt"][rcpt] = {"code": code, "reply": text}
+            cmd(sock, f, "RSET")
+        cmd(sock, f, "QUIT")
+        sock.close()
+        out["ok"] = True
+        out["stage"] = "done"
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    out["seconds"] = round(time.monotonic() - t0, 4)
+    return out
+
+
+async def _flood(p: dict[str, Any]) -> dict[str, Any]:
+    """Many messages over several concurrent authenticated connections."""
+    import aiosmtplib
+
+    ctx = _tls_context(p["ca_file"], None)
+    ids = [f"<{p['label']}-{i}.{p['run_id']}@mail-lab.test>" for i in range(p["count"])]
+    accepted: list[str] = []
+    errors: list[str] = []
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for mid in ids:
+        queue.put_nowait(mid)
+
+    async def worker() -> None:
+        client = aiosmtplib.SMTP(hostname=p["server"], port=p["port"], start_tls=False, tls_context=ctx,
+                                 timeout=p.get("timeout", 60), local_hostname=p.get("helo"))
+        try:
+            await client.connect()
+            await client.ehlo()
+            await client.starttls()
+            await client.ehlo()
+            await client.login(p["login"], p["password"])
+            while not queue.empty():
+                mid = queue.get_nowait()
+                msg = EmailMessage()
+                msg["From"] = p["sender"]
+                msg["To"] = ", ".join(p["to"])
+                msg["Subject"] = f"{p['subject']} {mid}"
+                msg["Message-ID"] = mid
+                msg.set_content(p["body"])
+                try:
+                    await client.send_message(msg)
+                    accepted.append(mid)
+                except aiosmtplib.SMTPException as exc:
+                    errors.append(f"{mid}: {exc}")
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            errors.append(f"connection: {type(exc).__name__}: {exc}")
+        finally:
+            if client.is_connected:
+                client.close()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(p["connections"])))
+    return {"ok": not errors and len(accepted) == len(ids), "accepted": accepted, "errors": errors[:50],
+            "error_count": len(errors), "seconds": round(time.monotonic() - t0, 4)}
+
+
+def flood(p: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(_flood(p))
+
+
+KINDS = {"send": send, "fetch": fetch, "dns": resolve, "smtp": smtp_probe, "flood": flood}
 
 
 def main(argv: list[str]) -> int:

@@ -354,7 +354,7 @@ def firewall_policy(plan: Plan, fw: str) -> dict[str, Any]:
     mode = plan.topology.routing.mode
     return {"zones": zones, "allow": allow,
             "masquerade": [{"from": m.from_, "to": m.to} for m in pol.masquerade],
-            "forwards": forwards, "icmp": pol.icmp,
+            "forwards": forwards, "icmp": pol.icmp, "default": pol.default,
             "routing": [mode] if mode in ("ospf", "rip") else []}
 
 

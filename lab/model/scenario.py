@@ -60,6 +60,7 @@ class Fetch(Strict):
     message: str | None = Field(None, description="label of a sent message that must be there")
     count: int | None = Field(None, ge=0, description="exact number of messages expected")
     reject: bool = Field(False, description="expect the login to be refused")
+    plaintext: bool = Field(False, description="imap/pop3: log in without STARTTLS (a server must refuse)")
     timeout: float = Field(20, gt=0, le=600)
 
 
@@ -93,7 +94,8 @@ class WaitFor(Strict):
     """Wait until a condition holds, polling, up to a timeout (never a bare sleep)."""
 
     condition: Literal["delivered", "queue_empty", "port_open", "converged", "reachable", "stp_stable",
-                       "ospf_full"]
+                       "ospf_full", "deferred"]
+    count: int | None = Field(None, ge=1, description="delivered: this many messages of the label (a flood)")
     mailbox: str | None = None
     message: str | None = None
     node: str | None = None
@@ -105,7 +107,8 @@ class WaitFor(Strict):
     @model_validator(mode="after")
     def _fields(self) -> "WaitFor":
         need = {"delivered": ("mailbox",), "queue_empty": ("node",), "port_open": ("on", "node", "port"),
-                "converged": (), "reachable": ("on", "to"), "stp_stable": (), "ospf_full": ()}
+                "converged": (), "reachable": ("on", "to"), "stp_stable": (), "ospf_full": (),
+                "deferred": ("node", "message")}
         missing = [k for k in need[self.condition] if getattr(self, k) is None]
         if missing:
             raise ValueError(f"condition '{self.condition}' needs: " + ", ".join(missing))
@@ -177,6 +180,70 @@ class Routes(Strict):
     protocol: str | None = Field(None, description="...learnt by this protocol: kernel, static, ospf, rip")
 
 
+class Smtp(Strict):
+    """A raw SMTP dialogue (EHLO, optional STARTTLS, MAIL FROM, RCPT TO; never DATA):
+    relay tests with the classic tricks, and what a server advertises."""
+
+    on: str
+    server: str
+    port: int = Field(25, ge=1, le=65535)
+    starttls: bool = False
+    mail_from: str = Field(description="the envelope sender exactly as sent, e.g. '<>' or '<a@b.c>'")
+    rcpt: list[str] = Field(default_factory=list, description="recipients exactly as sent, e.g. '<user%other@dom>'")
+    expect: Literal["refused", "accepted"] = "refused"
+    ehlo_has: list[str] = Field(default_factory=list, description="extensions the EHLO before TLS must show")
+    ehlo_lacks: list[str] = Field(default_factory=list, description="extensions the EHLO before TLS must not show")
+
+
+class Flood(Strict):
+    """Many messages over several concurrent submission connections (STARTTLS+AUTH)."""
+
+    on: str
+    server: str
+    port: int = Field(587, ge=1, le=65535)
+    login: str
+    password: str | None = None
+    to: list[str] = Field(min_length=1)
+    count: int = Field(ge=1, le=100000)
+    connections: int = Field(4, ge=1, le=64)
+    message: str = Field(description="label of the batch (wait_for delivered with count)")
+    subject: str = "mail-lab flood"
+    body: str = "One of many.\n"
+    timeout: float = Field(300, gt=0, le=3600)
+
+
+class Flush(Strict):
+    """Ask a mail node to retry its deferred mail now (postqueue -f)."""
+
+    node: str
+
+
+class Log(Strict):
+    """Check a daemon's log lines about a message (its queue ids on that node)."""
+
+    node: str
+    message: str
+    contains: str | None = None
+    absent: str | None = Field(None, description="e.g. 'status=deferred': the message was never deferred here")
+
+
+class Impair(Strict):
+    """Change a link's loss while the lab runs (nftables random drop, or netem where present)."""
+
+    a: str
+    b: str
+    loss: float = Field(ge=0, le=100, description="percent, each direction; 0 removes it")
+
+
+class FirewallMatrix(Strict):
+    """Probe every (source zone, destination zone, port) through a firewall and compare
+    with its allow rules (what the policy means, not what the ruleset happens to do)."""
+
+    node: str
+    ports: list[str] = Field(min_length=1, description="tcp/25, udp/53 ...")
+    timeout: float = Field(1.0, gt=0, le=10)
+
+
 class Sniff(Strict):
     """Capture on a bystander while two other hosts ping each other: does it see them?"""
 
@@ -227,7 +294,8 @@ class Wire(Strict):
 ACTIONS: dict[str, type[Strict]] = {
     "send": Send, "fetch": Fetch, "dns": Dns, "expect": Expect, "wait_for": WaitFor,
     "ping": Ping, "path": PathStep, "link": LinkState, "node": NodeState, "service": ServiceState,
-    "probe": Probe, "routes": Routes, "sniff": Sniff,
+    "probe": Probe, "routes": Routes, "sniff": Sniff, "smtp": Smtp, "flood": Flood, "flush": Flush,
+    "log": Log, "firewall_matrix": FirewallMatrix, "impair": Impair,
 }
 
 
@@ -260,7 +328,9 @@ class Scenario:
 TOP_KEYS = ("name", "description", "topology", "routing", "params", "capture", "wire", "steps")
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, topology: str | Path | None = None) -> Scenario:
+    """Load and check a scenario.  ``topology`` replaces the one the file names: the
+    same scenario graded against a student's topology."""
     src = load_file(path)
     p = src.problem
     data = src.data
@@ -277,7 +347,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise InputError(problems=problems)
     if not isinstance(data["topology"], str):
         raise InputError(problems=[p(("topology",), "must be a path to a topology file")])
-    topo_path = (Path(src.file).parent / data["topology"]).resolve()
+    topo_path = Path(topology).resolve() if topology is not None else (Path(src.file).parent / data["topology"]).resolve()
     if not topo_path.exists():
         raise InputError(problems=[p(("topology",), f"no such file: {topo_path}",
                                      "the path is relative to the scenario file")])
@@ -391,6 +461,18 @@ def _default_name(kind: str, s: Any) -> str:
         return f"{s.on}: probe {s.proto}/{s.port} on {s.to} ({s.expect})"
     if kind == "routes":
         return f"{s.on}: routes" + (f" to {s.to}" if s.to else "")
+    if kind == "smtp":
+        return f"{s.on}: smtp {s.server}:{s.port} MAIL FROM:{s.mail_from} RCPT TO:{','.join(s.rcpt)} ({s.expect})"
+    if kind == "flood":
+        return f"{s.on}: {s.count} messages over {s.connections} connection(s) to {', '.join(s.to)}"
+    if kind == "flush":
+        return f"{s.node}: flush the mail queue"
+    if kind == "log":
+        return f"{s.node}: log of message {s.message}"
+    if kind == "impair":
+        return f"link {s.a}-{s.b}: loss {s.loss:g}%"
+    if kind == "firewall_matrix":
+        return f"firewall matrix of {s.node} on {', '.join(s.ports)}"
     if kind == "sniff":
         return f"{s.on}: sniff {s.between[0]} <-> {s.between[1]} ({s.expect.replace('_', ' ')})"
     what = f" {s.on} -> {s.to}" if s.condition == "reachable" else ""
@@ -422,6 +504,27 @@ def _check_refs(steps: list[Step], plan: Plan, src: Located) -> list[Problem]:
             if login is not None and s.password is None and plan.user(login) is None:
                 out.append(src.problem(where + ("login",), f"'{login}' is not a user of the topology",
                                        "give 'password' too, or add the user under domains"))
+        if st.kind == "flood":
+            if s.message in labels:
+                out.append(src.problem(where + ("message",), f"label '{s.message}' is used by an earlier send"))
+            labels.add(s.message)
+            if s.password is None and plan.user(s.login) is None:
+                out.append(src.problem(where + ("login",), f"'{s.login}' is not a user of the topology"))
+        if st.kind in ("flush", "log") or (st.kind == "wait_for" and s.condition == "deferred"):
+            if s.node in nodes and nodes[s.node].role != "mail":
+                out.append(src.problem(where + ("node",), f"'{s.node}' is not a mail node"))
+        if st.kind == "log" and s.message not in labels:
+            out.append(src.problem(where + ("message",), f"no earlier send has message label '{s.message}'"))
+        if st.kind == "firewall_matrix":
+            t = plan.topology.data
+            if s.node not in t.firewalls:
+                out.append(src.problem(where + ("node",), f"'{s.node}' is not a firewall with a policy",
+                                       suggest(s.node, list(t.firewalls))))
+            from lab.model.topology import PORT_RE
+            for j, port in enumerate(s.ports):
+                m = PORT_RE.match(port)
+                if not m or not m.group(1) or m.group(3):
+                    out.append(src.problem(where + ("ports", j), f"'{port}' is not a single port", "write tcp/25 or udp/53"))
         if st.kind == "send":
             for j, rcpt in enumerate(s.to):
                 if "@" not in rcpt:
@@ -432,12 +535,12 @@ def _check_refs(steps: list[Step], plan: Plan, src: Located) -> list[Problem]:
                 if s.message in labels:
                     out.append(src.problem(where + ("message",), f"label '{s.message}' is used by an earlier send"))
                 labels.add(s.message)
-        elif st.kind in ("fetch", "expect", "wait_for"):
+        elif st.kind in ("fetch", "expect", "wait_for", "log"):
             label = getattr(s, "message", None)
             if label is not None and label not in labels:
                 out.append(src.problem(where + ("message",), f"no earlier send has message label '{label}'",
                                        suggest(label, labels) if labels else "label a send step with 'message'"))
-        if st.kind == "link":
+        if st.kind in ("link", "impair"):
             for end in ("a", "b"):
                 if getattr(s, end) not in nodes:
                     out.append(src.problem(where + (end,), f"unknown node '{getattr(s, end)}'",

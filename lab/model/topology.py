@@ -235,6 +235,8 @@ class FirewallPolicy(Strict):
     masquerade: list[Masquerade] = Field(default_factory=list)
     forward: list[PortForward] = Field(default_factory=list)
     icmp: bool = Field(True, description="let ping through wherever some traffic is allowed")
+    default: Literal["drop", "accept"] = Field(
+        "drop", description="what happens to traffic no rule allows (accept: a weakened firewall, for labs)")
 
 
 class TopologyFile(Strict):

@@ -39,6 +39,7 @@ class RunResult:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     artefacts: list[dict[str, str]] = field(default_factory=list)
     captures: list[dict[str, Any]] = field(default_factory=list)
+    accounting: list[dict[str, Any]] = field(default_factory=list)
     wire: dict[str, Any] = field(default_factory=dict)
     teardown: dict[str, Any] = field(default_factory=dict)
 

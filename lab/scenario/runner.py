@@ -15,6 +15,7 @@ from lab.report.results import ERROR, FAILED, PASSED, RunResult, StepResult
 from lab.report.writers import write_json, write_junit
 from lab.runtime.lab import Lab, Progress
 from lab.runtime.rundir import new_run_id
+from lab.scenario.accounting import account
 from lab.scenario.steps import ACTIONS, Context
 from lab.services.base import command_version
 
@@ -68,6 +69,13 @@ def run_scenario(scn: Scenario, reports_root: Path, *, prefix: str | None = None
                 sr.duration = round(time.monotonic() - ts, 4)
                 result.steps.append(sr)
                 say(f"  {sr.status.upper()} {step.index:02d} {step.kind}: {sr.message}")
+            rows, verdict = account(ctx)
+            result.accounting = rows
+            if verdict is not None:
+                sr = StepResult(len(result.steps), "accounting", "accounting: nothing lost, nothing duplicated",
+                                verdict.status, message=verdict.message, details=verdict.details)
+                result.steps.append(sr)
+                say(f"  {sr.status.upper()} accounting: {sr.message}")
         except LabError as exc:
             result.error = str(exc)
         except Exception as exc:  # a harness bug: still tear down and report it

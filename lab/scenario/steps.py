@@ -124,7 +124,7 @@ def _norm_body(text: str) -> str:
 def fetch(ctx: Context, s: S.Fetch) -> Outcome:
     payload = {"server": s.server, "protocol": s.protocol, "port": s.port, "login": s.login,
                "password": ctx.password(s.login, s.password), "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
-               "timeout": s.timeout, "keylog": str(ctx.keylog) if ctx.keylog else None}
+               "timeout": s.timeout, "keylog": str(ctx.keylog) if ctx.keylog else None, "plaintext": s.plaintext}
     r = ctx.client(s.on, "fetch", payload, s.timeout)
     if s.reject:
         if r.get("ok"):
@@ -213,8 +213,24 @@ def wait_for(ctx: Context, s: S.WaitFor) -> Outcome:
             msgs = store.maildir_messages(s.mailbox)
             if want is None:
                 return bool(msgs), f"{len(msgs)} message(s)"
-            hit = [m for m in msgs if m["message_id"] == want["message_id"]]
-            return bool(hit), f"{len(msgs)} message(s), target {'found' if hit else 'absent'}"
+            ids = set(want.get("message_ids") or [want["message_id"]])
+            hit = [m for m in msgs if m["message_id"] in ids]
+            need = s.count or 1
+            return len(hit) >= need, f"{len(msgs)} message(s), {len(hit)} of the {need} wanted"
+    elif s.condition == "deferred":
+        assert s.node is not None and s.message is not None
+        pf = ctx.lab.service(s.node, Postfix)
+        assert isinstance(pf, Postfix)
+        want = ctx.messages.get(s.message)
+        if want is None:
+            return failed(f"message '{s.message}' was never accepted")
+
+        def probe() -> tuple[bool, str]:
+            lines = message_log(ctx, s.node, s.message)
+            deferred = [line for line in lines if "status=deferred" in line]
+            if deferred:
+                return True, deferred[-1].split("status=deferred", 1)[1].strip()
+            return False, f"{len(lines)} log line(s), none deferred yet"
     elif s.condition == "queue_empty":
         assert s.node is not None
         pf = ctx.lab.service(s.node, Postfix)
@@ -457,8 +473,10 @@ if proto == "tcp":
 else:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(timeout)
     s.connect((ip, port))
+    # a DNS server ignores garbage: ask it something real on port 53
+    payload = bytes.fromhex("12340100000100000000000000000600 01".replace(" ", "")) if port == 53 else b"mail-lab probe"
     try:
-        s.send(b"mail-lab probe"); s.recv(512); state = "open"
+        s.send(payload); s.recv(512); state = "open"
     except ConnectionRefusedError:
         state = "closed"
     except (socket.timeout, TimeoutError):
@@ -467,16 +485,23 @@ print(json.dumps({"state": state, "seconds": round(time.monotonic() - t0, 4)}))
 '''
 
 LISTEN = r'''
-import socket, sys
+import errno, socket, sys
 port, proto = int(sys.argv[1]), sys.argv[2]
+s = socket.socket() if proto == "tcp" else socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("0.0.0.0", port))
+except OSError as e:
+    if e.errno == errno.EADDRINUSE:
+        print("inuse", flush=True)       # a daemon of the lab already listens there
+        sys.exit(0)
+    raise
 if proto == "tcp":
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port)); s.listen(16)
+    s.listen(16)
     print("listening", flush=True)
     while True:
         c, a = s.accept(); c.close()
 else:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
     print("listening", flush=True)
     while True:
         data, a = s.recvfrom(2048); s.sendto(b"ok", a)
@@ -493,7 +518,10 @@ def probe_port(ctx: Context, on: str, ip: str, port: int, proto: str, timeout: f
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         assert listener.stdout is not None
         line = listener.stdout.readline().decode()
-        if "listening" not in line:
+        if "inuse" in line:
+            listener.wait()
+            listener = None
+        elif "listening" not in line:
             listener.kill()
             listener.wait()
             raise RuntimeError(f"could not listen on {listen_on}:{proto}/{port}: {line.strip()}")
@@ -586,3 +614,200 @@ def sniff(ctx: Context, s: S.Sniff) -> Outcome:
     if s.expect == "not_seen" and captured:
         return failed(f"{s.on} captured {captured} packets between {a} and {b}", **details)
     return passed(f"{s.on} captured {captured} of {2 * pinged['received']} packets between {a} and {b}", **details)
+
+
+# -- security and faults ------------------------------------------------------------
+
+@action("smtp")
+def smtp(ctx: Context, s: S.Smtp) -> Outcome:
+    payload = {"server": s.server, "port": s.port, "starttls": s.starttls, "mail_from": s.mail_from,
+               "rcpt": s.rcpt, "helo": ctx.plan.nodes[s.on].fqdn,
+               "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
+               "keylog": str(ctx.keylog) if ctx.keylog else None}
+    r = ctx.client(s.on, "smtp", payload, 20)
+    if not r.get("ok"):
+        return failed(f"the SMTP dialogue broke at {r.get('stage')}: {r.get('error')}", **r)
+    ehlo = set(r.get("ehlo_before_tls", []))
+    missing = [e for e in s.ehlo_has if e.upper() not in ehlo]
+    present = [e for e in s.ehlo_lacks if e.upper() in ehlo]
+    if missing or present:
+        return failed(f"EHLO before TLS shows {sorted(ehlo)}: " +
+                      (f"missing {missing} " if missing else "") + (f"must not show {present}" if present else ""), **r)
+    codes = {rc: v["code"] for rc, v in r.get("rcpt", {}).items()}
+    mail_code = r.get("mail_code", 0)
+    if s.expect == "refused":
+        accepted = [rc for rc, code in codes.items() if code < 400]
+        if mail_code < 400 and accepted:
+            return failed(f"OPEN RELAY: accepted {', '.join(accepted)} from {s.mail_from}", **r)
+        how = f"MAIL FROM refused ({mail_code})" if mail_code >= 400 else \
+            ", ".join(f"{rc} {code}" for rc, code in codes.items())
+        return passed(f"refused: {how}", **r)
+    refused = [f"{rc} {code}" for rc, code in codes.items() if code >= 400]
+    if mail_code >= 400 or refused:
+        return failed(f"refused: MAIL {mail_code} " + ", ".join(refused), **r)
+    return passed(f"accepted {len(codes)} recipient(s)", **r)
+
+
+@action("flood")
+def flood(ctx: Context, s: S.Flood) -> Outcome:
+    payload = {"server": s.server, "port": s.port, "login": s.login, "password": ctx.password(s.login, s.password),
+               "sender": s.login, "to": s.to, "count": s.count, "connections": s.connections, "label": s.message,
+               "run_id": ctx.run_id, "subject": s.subject, "body": s.body, "timeout": s.timeout,
+               "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "", "helo": ctx.plan.nodes[s.on].fqdn}
+    r = ctx.client(s.on, "flood", payload, s.timeout)
+    accepted = r.pop("accepted", [])
+    ctx.messages[s.message] = {"label": s.message, "message_ids": accepted, "count": s.count, "sender": s.login,
+                               "to": list(s.to), "subject": s.subject, "body": s.body, "sent_at": time.time(),
+                               "server": s.server, "port": s.port}
+    rate = len(accepted) / r["seconds"] if r.get("seconds") else 0
+    r.update({"accepted_count": len(accepted), "rate": round(rate, 1)})
+    if len(accepted) != s.count:
+        return failed(f"{len(accepted)} of {s.count} accepted; {r.get('error_count')} error(s)", **r)
+    return passed(f"{s.count} accepted in {r['seconds']:.2f} s ({rate:.0f} msg/s over {s.connections} connection(s))",
+                  **r)
+
+
+@action("flush")
+def flush(ctx: Context, s: S.Flush) -> Outcome:
+    r = ctx.lab.node(s.node).run(["postqueue", "-f"])
+    if r.returncode:
+        return failed(f"postqueue -f: {r.stderr.strip()}")
+    return passed("deferred mail scheduled for delivery now")
+
+
+def message_log(ctx: Context, node: str, label: str) -> list[str]:
+    """The Postfix log lines of this node about a message (found by Message-ID, then by queue id)."""
+    want = ctx.messages.get(label)
+    if want is None:
+        return []
+    mids = set(want.get("message_ids") or [want.get("message_id")])
+    path = ctx.lab.node(node).dir / "log" / "postfix.log"
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    qids = set()
+    for line in lines:
+        if "message-id=" in line and any(m in line for m in mids if m):
+            parts = line.split(": ")
+            if len(parts) > 1:
+                qids.add(parts[1].split(":")[0].strip())
+    return [line for line in lines if any(f": {q}:" in line for q in qids)]
+
+
+@action("log")
+def log_step(ctx: Context, s: S.Log) -> Outcome:
+    lines = message_log(ctx, s.node, s.message)
+    if not lines:
+        return failed(f"{s.node}'s log has no line about message '{s.message}'")
+    if s.contains and not any(s.contains in line for line in lines):
+        return failed(f"no line about '{s.message}' contains {s.contains!r}", lines=lines[-30:])
+    if s.absent:
+        hits = [line for line in lines if s.absent in line]
+        if hits:
+            return failed(f"{len(hits)} line(s) about '{s.message}' contain {s.absent!r}: {hits[0]}", lines=lines[-30:])
+    return passed(f"{len(lines)} log line(s) about '{s.message}' as expected", lines=lines[-30:])
+
+
+def zone_hosts(ctx: Context, fw: str) -> dict[str, str]:
+    """One host per zone of a firewall: a node whose traffic reaches the firewall
+    through that zone's interfaces (its subnet, or one behind other routers)."""
+    plan = ctx.plan
+    pol = plan.topology.data.firewalls[fw]
+    zone_of_subnet = {sub: z for z, subs in pol.zones.items() for sub in subs}
+    # spread each zone from the firewall's own subnets through the other routers
+    queue = list(zone_of_subnet)
+    while queue:
+        sub = queue.pop(0)
+        for r in plan.routers():
+            if r.name == fw or not r.iface_on(sub):
+                continue
+            for i in r.interfaces:
+                if i.subnet not in zone_of_subnet:
+                    zone_of_subnet[i.subnet] = zone_of_subnet[sub]
+                    queue.append(i.subnet)
+    rank = {"host": 0, "mail": 1, "dns": 2, "dhcp": 3}
+    reps: dict[str, tuple[int, str]] = {}
+    for n in plan.nodes.values():
+        if n.role not in rank or n.subnet not in zone_of_subnet or not ctx.lab.node(n.name).ip:
+            continue
+        zone = zone_of_subnet[n.subnet]
+        if zone not in reps or rank[n.role] < reps[zone][0]:
+            reps[zone] = (rank[n.role], n.name)
+    return {z: name for z, (_, name) in reps.items()}
+
+
+def matrix_expectation(plan: Any, fw: str, src_zone: str, dst_zone: str, port: str) -> bool:
+    """Does the firewall's policy allow this (zone to zone, port)?"""
+    pol = plan.topology.data.firewalls[fw]
+    proto = port.split("/")[0]
+    for rule in pol.allow:
+        if rule.from_ != src_zone or rule.to != dst_zone:
+            continue
+        for p in rule.ports:
+            if p == "any" or p == port:
+                return True
+            if "/" in p and p.split("/")[0] == proto and "-" in p.split("/")[1]:
+                lo, hi = map(int, p.split("/")[1].split("-"))
+                if lo <= int(port.split("/")[1]) <= hi:
+                    return True
+    return False
+
+
+@action("firewall_matrix")
+def firewall_matrix(ctx: Context, s: S.FirewallMatrix) -> Outcome:
+    plan = ctx.plan
+    pol = plan.topology.data.firewalls[s.node]
+    reps = zone_hosts(ctx, s.node)
+    rows = []
+    wrong = []
+    for src_zone, src in reps.items():
+        for dst_zone, dst in reps.items():
+            if src_zone == dst_zone:
+                continue
+            for port in s.ports:
+                proto, num = port.split("/")
+                allowed = matrix_expectation(plan, s.node, src_zone, dst_zone, port)
+                ip = ctx.lab.node(dst).ip
+                assert ip is not None
+                res = probe_port(ctx, src, ip, int(num), proto, s.timeout, listen_on=dst)
+                seen = res["state"]
+                ok = (seen == "open") if allowed else (seen == "filtered")
+                rows.append({"from": src_zone, "to": dst_zone, "src": src, "dst": dst, "port": port,
+                             "policy": "allow" if allowed else "deny", "seen": seen, "ok": ok})
+                if not ok:
+                    wrong.append(f"{src_zone}->{dst_zone} {port}: policy {'allows' if allowed else 'denies'}, "
+                                 f"probe from {src} to {dst} found it {seen}")
+    missing = sorted(set(pol.zones) - set(reps))
+    details = {"matrix": rows, "representatives": reps, "zones_without_a_host": missing}
+    if wrong:
+        return failed(f"{len(wrong)} of {len(rows)} probes disagree with the policy: " + "; ".join(wrong[:4]), **details)
+    allowed = sum(r["policy"] == "allow" for r in rows)
+    return passed(f"{len(rows)} probes ({allowed} allowed, {len(rows) - allowed} denied) match the policy", **details)
+
+
+@action("impair")
+def impair(ctx: Context, s: S.Impair) -> Outcome:
+    """Apply loss on both node ends of a link inside their namespaces."""
+    from lab.model.plan import Impairment
+    from lab.runtime.impair import loss_ruleset, netem_available
+    k = _link_index(ctx, s.a, s.b)
+    t = ctx.plan.topology.data
+    ends = [e for e in (s.a, s.b) if t.nodes[e].role != "switch"]
+    applied = []
+    for end in ends:
+        node = ctx.lab.node(end)
+        itf = next(i.name for i in node.plan.interfaces if i.link == k)
+        if netem_available():
+            args = ["tc", "qdisc", "replace", "dev", itf, "root", "netem", "loss", f"{s.loss}%"] if s.loss else \
+                ["tc", "qdisc", "del", "dev", itf, "root"]
+            node.run(args)
+        else:
+            imp = Impairment(end, itf, k, s.loss, None, False, "out" if len(ends) == 2 else "both")
+            text = loss_ruleset([imp]) if s.loss else "table inet labloss\ndelete table inet labloss\n"
+            r = node.run(["nft", "-f", "-"], input=text)
+            if r.returncode:
+                return failed(f"{end}: nft refused the loss rule: {r.stderr.strip()}")
+        applied.append(f"{end}:{itf}")
+    how = "tc netem" if netem_available() else "nftables random drop (no netem in this kernel)"
+    return passed(f"loss {s.loss:g}% on {', '.join(applied)} by {how}", link=k, ends=applied)

@@ -161,7 +161,12 @@ def render_ruleset(policy: dict[str, Any]) -> str:
             fwd.rules.append(_Rule(f"iifname @{zset[src]} oifname @{zset[dst]} icmp type echo-request",
                                    "accept", f"{src}->{dst} ping",
                                    note="ping along every allowed direction" if j == 0 else ""))
-    fwd.rules.append(_Rule("", "drop", "default drop", note="everything else (the chain policy is drop too)"))
+    if policy.get("default", "drop") == "accept":
+        # a teaching knob: what a forgotten default policy lets through
+        fwd.policy = "accept"
+        fwd.rules.append(_Rule("", "accept", "default ACCEPT", note="everything else is let through (default accept)"))
+    else:
+        fwd.rules.append(_Rule("", "drop", "default drop", note="everything else (the chain policy is drop too)"))
 
     # input -----------------------------------------------------------------------
     inp = _Chain("input", "input", "filter", "drop", [
