@@ -795,6 +795,7 @@ def impair(ctx: Context, s: S.Impair) -> Outcome:
     t = ctx.plan.topology.data
     ends = [e for e in (s.a, s.b) if t.nodes[e].role != "switch"]
     applied = []
+    counters: dict[str, int] = {}
     for end in ends:
         node = ctx.lab.node(end)
         itf = next(i.name for i in node.plan.interfaces if i.link == k)
@@ -803,6 +804,9 @@ def impair(ctx: Context, s: S.Impair) -> Outcome:
                 ["tc", "qdisc", "del", "dev", itf, "root"]
             node.run(args)
         else:
+            dropped = _loss_counter(node)
+            if dropped is not None:
+                counters[f"{end}:{itf}"] = dropped
             imp = Impairment(end, itf, k, s.loss, None, False, "out" if len(ends) == 2 else "both")
             text = loss_ruleset([imp]) if s.loss else "table inet labloss\ndelete table inet labloss\n"
             r = node.run(["nft", "-f", "-"], input=text)
@@ -810,4 +814,19 @@ def impair(ctx: Context, s: S.Impair) -> Outcome:
                 return failed(f"{end}: nft refused the loss rule: {r.stderr.strip()}")
         applied.append(f"{end}:{itf}")
     how = "tc netem" if netem_available() else "nftables random drop (no netem in this kernel)"
-    return passed(f"loss {s.loss:g}% on {', '.join(applied)} by {how}", link=k, ends=applied)
+    note = f"; the previous rule had dropped {sum(counters.values())} packet(s)" if counters else ""
+    return passed(f"loss {s.loss:g}% on {', '.join(applied)} by {how}{note}", link=k, ends=applied,
+                  dropped_before=counters)
+
+
+def _loss_counter(node: Any) -> int | None:
+    """Packets dropped so far by the node's loss table (None when it has none)."""
+    r = node.run(["nft", "-j", "list", "table", "inet", "labloss"])
+    if r.returncode:
+        return None
+    total = 0
+    for item in json.loads(r.stdout).get("nftables", []):
+        for expr in item.get("rule", {}).get("expr", []):
+            if "counter" in expr:
+                total += int(expr["counter"].get("packets", 0))
+    return total

@@ -74,6 +74,9 @@ class Bind(Service):
             raise self.fail("started but wrote no pid file")
 
     def wait_ready(self, timeout: float) -> None:
+        self._wait_ready_impl(timeout)
+
+    def _wait_ready_impl(self, timeout: float) -> None:
         zones = self.zones()
         zone = zones[0].name if zones else "."
         query = dns.message.make_query(zone, dns.rdatatype.SOA)
