@@ -23,6 +23,7 @@ QUICK_FIGURES = {
     "teardown_default": True,
     "ready_star_10": True,
     "scenario_default": False,
+    "scenario_star": False,
     "mail_submission_c1": True,
     "mail_submission_c4": True,
     "mail_submission_c16": True,
@@ -30,6 +31,8 @@ QUICK_FIGURES = {
     "pcap_analysis": True,
     "ospf_ring4_convergence": False,
     "ospf_ring4_reroute": False,
+    "ospf_ring4_reroute_unsettled": False,
+    "peak_rss_labs": False,
     "peak_rss": False,
 }
 

@@ -30,7 +30,9 @@ def test_default_scenario_passes_and_leaves_nothing(tmp_path, no_leaks):
     summary = json.loads((report / "summary.json").read_text())
     wire_checks = [x for x in summary["steps"] if x["kind"] == "wire"]
     assert len(wire_checks) == 3
-    assert summary["counts"]["passed"] == len(scn.steps) + len(wire_checks)
+    accounting = [x for x in summary["steps"] if x["kind"] == "accounting"]
+    assert [a["message"] for a in accounting] == ["2 accepted, 2 delivered, 0 lost, 0 duplicated over 2 mailbox(es)"]
+    assert summary["counts"]["passed"] == len(scn.steps) + len(wire_checks) + 1
     # every link was captured, nothing dropped, readable pcaps in the report
     assert {c["link"] for c in summary["captures"]} == {"dns-s1", "dhcp-s1", "mail-s1", "pc1-s1", "pc2-s1"}
     for c in summary["captures"]:
@@ -48,7 +50,7 @@ def test_default_scenario_passes_and_leaves_nothing(tmp_path, no_leaks):
     assert client_port is not None, "the submission was not seen on pc1's link"
     assert summary["environment"]["postfix"].startswith("3.")
     cases = ET.parse(report / "junit.xml").getroot().findall(".//testcase")
-    assert len(cases) == len(scn.steps) + len(wire_checks)
+    assert len(cases) == len(scn.steps) + len(wire_checks) + 1
     # rendered configs and daemon logs of every service are in the report
     for rel in ("nodes/mail/config/postfix/main.cf", "nodes/mail/config/dovecot/dovecot.conf",
                 "nodes/dns/config/named/db.projet.dz", "nodes/dhcp/config/kea-dhcp4/kea-dhcp4.conf",
