@@ -97,11 +97,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
     from lab.model.scenario import load_scenario
     from lab.model.topology import load_topology
     from lab.model.yamlload import load_file
 
     status = 0
+    out = []
     for f in args.files:
         try:
             doc = load_file(f)
@@ -109,13 +111,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
             kind = "scenario" if is_map and ("steps" in doc.data or "topology" in doc.data) else "topology"
             if kind == "scenario":
                 s = load_scenario(f)
-                print(f"{f}: valid scenario '{s.name}' ({len(s.steps)} steps, topology {s.topology.name})")
+                text = f"{f}: valid scenario '{s.name}' ({len(s.steps)} steps, topology {s.topology.name})"
             else:
                 t = load_topology(f)
-                print(f"{f}: valid topology '{t.name}' ({len(t.data.nodes)} nodes, {len(t.data.links)} links)")
+                text = f"{f}: valid topology '{t.name}' ({len(t.data.nodes)} nodes, {len(t.data.links)} links)"
+            out.append({"file": f, "valid": True, "kind": kind, "problems": []})
+            if not args.json:
+                print(text)
         except InputError as exc:
-            print(str(exc), file=sys.stderr)
+            out.append({"file": f, "valid": False, "problems": [asdict(p) for p in exc.problems]})
+            if not args.json:
+                print(str(exc), file=sys.stderr)
             status = 2
+    if args.json:
+        print(json.dumps(out, indent=1))
     return status
 
 
@@ -340,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check topology or scenario files (no root needed)",
                        description="Check files without building anything. Errors name file:line:column and field.")
     v.add_argument("files", nargs="+", help="topology or scenario YAML files")
+    v.add_argument("--json", action="store_true", help="print the problems as JSON (file, line, column, field, message, hint)")
     v.set_defaults(func=cmd_validate)
 
     u = sub.add_parser("up", help="build and deploy a topology and keep it running",

@@ -90,3 +90,18 @@ def test_entry_points(argv: list[str]) -> None:
                            stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         assert (r.returncode, r.stderr) == (0, ""), (cmd, r.stderr)
         assert r.stdout.startswith("usage: lab") if argv == ["--help"] else r.stdout.count(": valid ") == len(GOOD)
+
+
+def test_validate_json_gives_located_problems() -> None:
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+    repo = Path(__file__).resolve().parents[2]
+    r = _sp.run([_sys.executable, "-m", "lab.cli", "validate", "--json", "tests/data/bad/topo-link-unknown-node.yaml",
+                 "topologies/star.yaml"], cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 2
+    bad, good = _json.loads(r.stdout)
+    assert good == {"file": "topologies/star.yaml", "valid": True, "kind": "topology", "problems": []}
+    (p,) = bad["problems"]
+    assert (p["line"], p["column"], p["field"], p["message"]) == (24, 6, "links[5].a", "unknown node 'pc3'")
+    assert p["hint"] == "did you mean 'pc2'?"
