@@ -47,6 +47,11 @@ class Send(Strict):
     reject: Reject | None = Field(None, description="expect the server to refuse (negative test)")
     timeout: float = Field(20, gt=0, le=600)
 
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: send {s.message or ''} {s.sender or s.login or ''} -> {', '.join(s.to)} via {s.server}:{s.port}".replace("  ", " ")
+
 
 class Fetch(Strict):
     """Fetch a mailbox over IMAPS/POP3S (or plain with STARTTLS) and find a message."""
@@ -63,6 +68,11 @@ class Fetch(Strict):
     plaintext: bool = Field(False, description="imap/pop3: log in without STARTTLS (a server must refuse)")
     timeout: float = Field(20, gt=0, le=600)
 
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: fetch {s.login} over {s.protocol} from {s.server}"
+
 
 class Dns(Strict):
     """Resolve a name from a host with dnspython, through that host's own resolver."""
@@ -73,6 +83,11 @@ class Dns(Strict):
     server: str | None = Field(None, description="ask this server instead of the host's resolv.conf")
     expect: list[str] | None = Field(None, description="the exact set of answers (text form)")
     rcode: Literal["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"] = "NOERROR"
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: dns {s.type} {s.query}"
 
 
 class Expect(Strict):
@@ -88,6 +103,11 @@ class Expect(Strict):
         if self.count is None and self.message is None and not self.headers:
             raise ValueError("an expect step needs at least one of count, message, headers")
         return self
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"expect mailbox {s.mailbox}"
 
 
 class WaitFor(Strict):
@@ -114,6 +134,11 @@ class WaitFor(Strict):
             raise ValueError(f"condition '{self.condition}' needs: " + ", ".join(missing))
         return self
 
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"wait for {s.condition}" + (f" {s.on} -> {s.to}" if s.condition == "reachable" else "")
+
 
 class Ping(Strict):
     """ICMP echo from a host: loss and round-trip times."""
@@ -126,6 +151,11 @@ class Ping(Strict):
     max_loss: float = Field(0, ge=0, le=100, description="reachable: the highest loss (%) that still passes")
     size: int | None = Field(None, ge=0, le=65000)
 
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: ping {s.to} ({s.expect})"
+
 
 class PathStep(Strict):
     """The routers a packet crosses (TTL probing, like traceroute)."""
@@ -135,6 +165,11 @@ class PathStep(Strict):
     via: list[str] | None = Field(None, description="the expected routers, in order (node names)")
     max_hops: int = Field(16, ge=1, le=64)
 
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: path to {s.to}" + (f" via {', '.join(s.via)}" if s.via else "")
+
 
 class LinkState(Strict):
     """Take a link down or up at both ends, like pulling or plugging a cable."""
@@ -143,12 +178,22 @@ class LinkState(Strict):
     b: str
     state: Literal["down", "up"]
 
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"link {s.a}-{s.b} {s.state}"
+
 
 class NodeState(Strict):
     """Take every interface of a node down (it vanishes from the network) or up again."""
 
     name: str
     state: Literal["down", "up"]
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"node {s.name} {s.state}"
 
 
 class ServiceState(Strict):
@@ -157,6 +202,11 @@ class ServiceState(Strict):
     node: str
     daemon: Literal["postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables"]
     state: Literal["stop", "start"]
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.node}: {s.state} {s.daemon}"
 
 
 class Probe(Strict):
@@ -170,6 +220,11 @@ class Probe(Strict):
     listen: bool = Field(False, description="open a listener on the target for the probe (tests the path, not a daemon)")
     timeout: float = Field(1.5, gt=0, le=30)
 
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: probe {s.proto}/{s.port} on {s.to} ({s.expect})"
+
 
 class Routes(Strict):
     """Show a node's routing table in the report; optionally check one route."""
@@ -178,6 +233,11 @@ class Routes(Strict):
     to: str | None = Field(None, description="a destination network (CIDR) that must be in the table")
     via: str | None = Field(None, description="...through this next hop (an address or a node name)")
     protocol: str | None = Field(None, description="...learnt by this protocol: kernel, static, ospf, rip")
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: routes" + (f" to {s.to}" if s.to else "")
 
 
 class Smtp(Strict):
@@ -193,6 +253,11 @@ class Smtp(Strict):
     expect: Literal["refused", "accepted"] = "refused"
     ehlo_has: list[str] = Field(default_factory=list, description="extensions the EHLO before TLS must show")
     ehlo_lacks: list[str] = Field(default_factory=list, description="extensions the EHLO before TLS must not show")
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: smtp {s.server}:{s.port} MAIL FROM:{s.mail_from} RCPT TO:{','.join(s.rcpt)} ({s.expect})"
 
 
 class Flood(Strict):
@@ -211,11 +276,21 @@ class Flood(Strict):
     body: str = "One of many.\n"
     timeout: float = Field(300, gt=0, le=3600)
 
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: {s.count} messages over {s.connections} connection(s) to {', '.join(s.to)}"
+
 
 class Flush(Strict):
     """Ask a mail node to retry its deferred mail now (postqueue -f)."""
 
     node: str
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.node}: flush the mail queue"
 
 
 class Log(Strict):
@@ -226,6 +301,11 @@ class Log(Strict):
     contains: str | None = None
     absent: str | None = Field(None, description="e.g. 'status=deferred': the message was never deferred here")
 
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.node}: log of message {s.message}"
+
 
 class Impair(Strict):
     """Change a link's loss while the lab runs (nftables random drop, or netem where present)."""
@@ -233,6 +313,11 @@ class Impair(Strict):
     a: str
     b: str
     loss: float = Field(ge=0, le=100, description="percent, each direction; 0 removes it")
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"link {s.a}-{s.b}: loss {s.loss:g}%"
 
 
 class FirewallMatrix(Strict):
@@ -243,6 +328,11 @@ class FirewallMatrix(Strict):
     ports: list[str] = Field(min_length=1, description="tcp/25, udp/53 ...")
     timeout: float = Field(1.0, gt=0, le=10)
 
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"firewall matrix of {s.node} on {', '.join(s.ports)}"
+
 
 class Sniff(Strict):
     """Capture on a bystander while two other hosts ping each other: does it see them?"""
@@ -251,6 +341,11 @@ class Sniff(Strict):
     between: list[str] = Field(min_length=2, max_length=2)
     count: int = Field(5, ge=1, le=1000)
     expect: Literal["seen", "not_seen"]
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: sniff {s.between[0]} <-> {s.between[1]} ({s.expect.replace('_', ' ')})"
 
 
 class WireTls(Strict):
@@ -439,44 +534,7 @@ def _check_wire(w: Wire, plan: Plan, src: Located) -> list[Problem]:
 
 
 def _default_name(kind: str, s: Any) -> str:
-    if kind == "send":
-        return f"{s.on}: send {s.message or ''} {s.sender or s.login or ''} -> {', '.join(s.to)} via {s.server}:{s.port}".replace("  ", " ")
-    if kind == "fetch":
-        return f"{s.on}: fetch {s.login} over {s.protocol} from {s.server}"
-    if kind == "dns":
-        return f"{s.on}: dns {s.type} {s.query}"
-    if kind == "expect":
-        return f"expect mailbox {s.mailbox}"
-    if kind == "ping":
-        return f"{s.on}: ping {s.to} ({s.expect})"
-    if kind == "path":
-        return f"{s.on}: path to {s.to}" + (f" via {', '.join(s.via)}" if s.via else "")
-    if kind == "link":
-        return f"link {s.a}-{s.b} {s.state}"
-    if kind == "node":
-        return f"node {s.name} {s.state}"
-    if kind == "service":
-        return f"{s.node}: {s.state} {s.daemon}"
-    if kind == "probe":
-        return f"{s.on}: probe {s.proto}/{s.port} on {s.to} ({s.expect})"
-    if kind == "routes":
-        return f"{s.on}: routes" + (f" to {s.to}" if s.to else "")
-    if kind == "smtp":
-        return f"{s.on}: smtp {s.server}:{s.port} MAIL FROM:{s.mail_from} RCPT TO:{','.join(s.rcpt)} ({s.expect})"
-    if kind == "flood":
-        return f"{s.on}: {s.count} messages over {s.connections} connection(s) to {', '.join(s.to)}"
-    if kind == "flush":
-        return f"{s.node}: flush the mail queue"
-    if kind == "log":
-        return f"{s.node}: log of message {s.message}"
-    if kind == "impair":
-        return f"link {s.a}-{s.b}: loss {s.loss:g}%"
-    if kind == "firewall_matrix":
-        return f"firewall matrix of {s.node} on {', '.join(s.ports)}"
-    if kind == "sniff":
-        return f"{s.on}: sniff {s.between[0]} <-> {s.between[1]} ({s.expect.replace('_', ' ')})"
-    what = f" {s.on} -> {s.to}" if s.condition == "reachable" else ""
-    return f"wait for {s.condition}{what}"
+    return str(s.title()).replace("  ", " ")
 
 
 def _check_refs(steps: list[Step], plan: Plan, src: Located) -> list[Problem]:

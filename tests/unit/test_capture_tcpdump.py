@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lab.capture.capture import (CaptureError, LinkCapture, parse_tcpdump_counters, specs_for_lab,
+from lab.capture.capture import (TCPDUMP_BUFFER_KIB, CaptureError, LinkCapture, parse_tcpdump_counters, specs_for_lab,
                                  start_captures, tcpdump_argv)
 
 FAKE = r"""#!/bin/sh
@@ -51,7 +51,7 @@ def test_counters_are_parsed_from_tcpdumps_own_words() -> None:
 
 def test_argv_root_port_and_inside_a_node() -> None:
     assert tcpdump_argv("ml1b1-4", Path("/r/pc1-s1.pcap"))[:12] == [
-        "tcpdump", "-i", "ml1b1-4", "-w", "/r/pc1-s1.pcap", "-U", "-s", "0", "--immediate-mode", "-B", "8192", "-n"]
+        "tcpdump", "-i", "ml1b1-4", "-w", "/r/pc1-s1.pcap", "-U", "-s", "0", "--immediate-mode", "-B", str(TCPDUMP_BUFFER_KIB), "-n"]
     assert tcpdump_argv("eth1", Path("/r/x.pcap"), 4242)[:4] == ["mnexec", "-a", "4242", "tcpdump"]
 
 
