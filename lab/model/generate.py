@@ -12,7 +12,7 @@ from lab.model.yamlload import Located
 
 KINDS: dict[str, dict[str, tuple[int, int, int]]] = {
     # parameter: (default, min, max)
-    "tree": {"depth": (2, 1, 6), "fanout": (3, 1, 16), "hosts": (2, 0, 64)},
+    "tree": {"depth": (2, 1, 6), "fanout": (3, 1, 16), "hosts": (2, 0, 1000)},
 }
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.runtime.node import kill_pids, pids_in_netns
-from lab.runtime.rundir import STATE_ROOT, claims, pid_alive
+from lab.runtime.rundir import STATE_ROOT, claims, pid_alive, remove_state
 
 RUN_RE = re.compile(re.escape(str(STATE_ROOT / "runs")) + r"/([0-9]{8}-[0-9]{6}-[0-9a-f]{4})")
 
@@ -62,15 +62,41 @@ def _links() -> list[str]:
     return names
 
 
-def _mentions(pid: int, needle: str) -> bool:
-    """Does the process's mount table mention ``needle``?  Every lab host has the
-    run's resolv.conf (and the mail node its private dirs) bind-mounted from the
-    run's state dir, so this finds a host's daemons even after its shell died."""
+_OWN_MNT = os.readlink("/proc/self/ns/mnt")
+#: the mount points a lab host binds from its run's state (resolv.conf on every host)
+_MEMBER_MOUNTS = ("/etc/resolv.conf", "/etc/postfix", "/var/spool/postfix", "/var/mail")
+
+
+def runs_of(pid: int) -> set[str]:
+    """The runs a process belongs to, from its mount table.
+
+    A lab host (its own mount namespace) has its run's files bind-mounted over
+    /etc/resolv.conf (and the mail node over /etc/postfix ...): the source of those
+    mounts names the run (the run's tmpfs is called ``mail-lab-<run-id>``; on disk the
+    mount root holds ``/runs/<run-id>/``).  Other mounts prove nothing: a host made
+    while another run was up carries a copy of that run's tmpfs, and every process
+    of our own namespace sees every run's tmpfs.
+    """
     try:
+        if os.readlink(f"/proc/{pid}/ns/mnt") == _OWN_MNT:
+            return set()
         with open(f"/proc/{pid}/mountinfo") as f:
-            return needle in f.read()
+            lines = f.read().splitlines()
     except OSError:
-        return False
+        return set()
+    found = set()
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 2 or fields[4] not in _MEMBER_MOUNTS:
+            continue
+        source = tail[1]
+        if source.startswith("mail-lab-"):
+            found.add(source[len("mail-lab-"):])
+        m = re.search(r"/runs/([0-9]{8}-[0-9]{6}-[0-9a-f]{4})(/|$)", fields[3])
+        if m:
+            found.add(m.group(1))
+    return found
 
 
 def lab_processes(prefix: str, state: str | None) -> set[int]:
@@ -80,8 +106,9 @@ def lab_processes(prefix: str, state: str | None) -> set[int]:
     cmdlines = _cmdlines()
     found = {pid for pid, cmd in cmdlines.items() if f"mininet:{prefix}-" in cmd or f"mininet:{prefix}b" in cmd}
     if state:
-        run_key = "/runs/" + Path(state).name
-        found |= {pid for pid, cmd in cmdlines.items() if run_key in cmd or _mentions(pid, run_key)}
+        run_id = Path(state).name
+        run_key = "/runs/" + run_id
+        found |= {pid for pid, cmd in cmdlines.items() if run_key in cmd or run_id in runs_of(pid)}
     # everything sharing a network namespace with what we found (but never the root's)
     namespaces = set()
     for pid in found:
@@ -107,7 +134,7 @@ def clean_prefix(prefix: str, state: str | None, report: CleanReport) -> None:
             if r.returncode == 0:
                 report.links.append(name)
     if state and Path(state).exists():
-        shutil.rmtree(state, ignore_errors=True)
+        remove_state(Path(state))
         report.dirs.append(state)
     report.prefixes.append(prefix)
 
@@ -127,13 +154,7 @@ def clean(force: bool = False) -> CleanReport:
     for pid, cmd in _cmdlines().items():
         if pid == os.getpid():
             continue
-        text = cmd
-        try:
-            with open(f"/proc/{pid}/mountinfo") as f:
-                text += f.read()
-        except OSError:
-            pass
-        for run_id in set(RUN_RE.findall(text)):
+        for run_id in set(RUN_RE.findall(cmd)) | runs_of(pid):
             if run_id not in live_runs:
                 orphans.setdefault(run_id, set()).add(pid)
     runs = STATE_ROOT / "runs"
@@ -147,7 +168,7 @@ def clean(force: bool = False) -> CleanReport:
         report.killed.extend(sorted(victims))
         d = STATE_ROOT / "runs" / run_id
         if d.exists():
-            shutil.rmtree(d, ignore_errors=True)
+            remove_state(d)
             report.dirs.append(str(d))
     return report
 

@@ -235,11 +235,18 @@ class Lab:
 
     def down(self) -> None:
         t = time.monotonic()
-        for svc in reversed(self.services):
+        # every daemon at once: each waits for its own exit (Dovecot alone sleeps ~1 s)
+        from concurrent.futures import ThreadPoolExecutor
+
+        def stop(svc: Service) -> None:
             try:
                 svc.stop()
             except Exception as exc:
                 self.teardown_problems.append(f"{svc.node.name}: {svc.daemon}: stop: {exc}")
+        if self.services:
+            with ThreadPoolExecutor(max_workers=min(32, len(self.services))) as pool:
+                list(pool.map(stop, reversed(self.services)))
+        self.services = []
         if self.network is not None:
             self.teardown_problems += self.network.stop()
             self.network = None

@@ -34,8 +34,48 @@ class RunDir:
         return d
 
     def release(self) -> None:
-        shutil.rmtree(self.state, ignore_errors=True)
+        remove_state(self.state)
         shutil.rmtree(self.claim, ignore_errors=True)
+
+
+#: A run's state (spools, Maildirs, daemons' dirs) lives on a tmpfs of its own: mail
+#: delivery creates and fsyncs a file per message, and on a disk that, not the
+#: daemons, bounds throughput.  MAIL_LAB_TMPFS=0 keeps it on disk.
+USE_TMPFS = os.environ.get("MAIL_LAB_TMPFS", "1") != "0"
+
+
+def mount_state(state: Path) -> None:
+    if not USE_TMPFS or os.geteuid() != 0:
+        return
+    import subprocess
+    # the source names the run: lab hosts' bind mounts from it say which run they belong to
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=2g", f"mail-lab-{state.name}", str(state)],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:   # the run still works on disk, just slower
+        import logging
+        logging.getLogger(__name__).warning("state on disk: cannot mount a tmpfs: %s", r.stderr.strip())
+
+
+def remove_state(state: Path) -> None:
+    """Empty a run's state, unmount its tmpfs, remove the mount point.
+
+    Emptied first: a lab host built while this run was up holds a copy of the
+    tmpfs in its own mount namespace; it then holds an empty one."""
+    import subprocess
+    if not state.exists():
+        return
+    for child in list(state.iterdir()) if state.is_dir() else []:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            try:
+                child.unlink()
+            except OSError:
+                pass
+    mounted = any(len(f) > 4 and f[4] == str(state) for f in (ln.split() for ln in open("/proc/self/mountinfo")))
+    if mounted:
+        subprocess.run(["umount", "-l", str(state)], capture_output=True, stdin=subprocess.DEVNULL)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def new_run_id() -> str:
@@ -65,6 +105,7 @@ def claim_prefix(run_id: str, requested: str | None = None) -> RunDir:
             continue
         state = STATE_ROOT / "runs" / run_id
         state.mkdir(parents=True, exist_ok=True)
+        mount_state(state)
         os.chmod(state, 0o755)
         (claim / "owner.json").write_text(json.dumps(
             {"pid": os.getpid(), "run_id": run_id, "state": str(state), "started": time.time()}))

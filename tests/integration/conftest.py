@@ -44,6 +44,7 @@ def footprint() -> dict[str, object]:
     and go meanwhile.  Orphans (processes of a run that has no claim any more) count.
     """
     root_ns = os.readlink("/proc/self/ns/net")
+    own_mnt = os.readlink("/proc/self/ns/mnt")
     state = Path("/var/lib/mail-lab/prefixes")
     claims = {}
     if state.is_dir():
@@ -60,8 +61,10 @@ def footprint() -> dict[str, object]:
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{entry}/mountinfo") as f:
-                mounts = f.read()
+            mounts = ""
+            if os.readlink(f"/proc/{entry}/ns/mnt") != own_mnt:   # a lab host's own table
+                with open(f"/proc/{entry}/mountinfo") as f:
+                    mounts = f.read()
             ns = os.readlink(f"/proc/{entry}/ns/net")
         except OSError:
             continue
