@@ -74,7 +74,7 @@ from lab.runtime.lab import Lab  # noqa: E402
 
 PREFIX = "mlb"             # the labs' kernel-name prefix (never ml1..ml99: other sessions use those)
 BARE = "mlbx"              # names of the bare Mininet baseline's switch and hosts
-SECTIONS = ("ready", "stars", "scenario", "mail", "relay", "ospf", "pcap")   # pcap last: it is the memory peak
+SECTIONS = ("ready", "topologies", "stars", "scenario", "mail", "relay", "ospf", "pcap")   # pcap last: it is the memory peak
 T0 = time.monotonic()
 QUIET = False
 
@@ -196,6 +196,32 @@ class Bench:
             td.values.append(down)
             td.baseline_values.append(bdown)
         f.details["phases"] = phases
+
+    def topologies(self) -> None:
+        """Build and teardown time of every shipped topology (the default lab is dmz.yaml)."""
+        paths = sorted((REPO / "topologies").glob("*.yaml"))
+        if self.a.quick:
+            paths = [REPO / "topologies" / "dmz.yaml"]
+        for path in paths:
+            plan = make_plan(load_topology(path))
+            hosts = sum(1 for n in plan.nodes.values() if n.role != "switch")
+            default = " = the default lab" if path.name == "dmz.yaml" else ""
+            kw: dict[str, Any] = {}
+            if path.name == "dmz.yaml":
+                kw = {"target_text": "<= 3 s", "target": lambda f: f.median <= 3.0}
+            f = self.fig(f"ready_{path.stem}", f"{path.name} ready (Lab.up){default}", "s",
+                         baseline_label=f"bare Mininet star, {hosts} hosts", **kw)
+            td = self.fig(f"teardown_{path.stem}", f"{path.name} teardown (Lab.down)", "s",
+                          baseline_label=f"bare Mininet net.stop(), {hosts} hosts",
+                          **({"target_text": "<= 2 s", "target": lambda f: f.median <= 2.0} if default else {}))
+            for i in range(self.a.runs):
+                up, down, _ = self.timed_lab(plan)
+                bup, bdown = bare_network(hosts)
+                say(f"{path.name} run {i + 1}: ready {up:.2f} s, down {down:.2f} s; bare {bup:.2f} s / {bdown:.2f} s")
+                f.values.append(up)
+                f.baseline_values.append(bup)
+                td.values.append(down)
+                td.baseline_values.append(bdown)
 
     def stars(self) -> None:
         for n in self.a.stars:

@@ -79,6 +79,15 @@ def _steps(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def _probes(summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for s in summary.get("steps", []):
+        if s.get("kind") == "firewall_matrix":
+            for r in (s.get("details") or {}).get("matrix", []):
+                status = "passed" if r.get("ok") else "failed"
+                rows.append({"step": f"{int(s.get('index', 0)):02d}",
+                             "name": f"{r.get('from')} -> {r.get('to')} ({r.get('src')} -> {r.get('dst')}), policy {r.get('policy')}",
+                             "target": r.get("port", ""), "state": r.get("seen", ""), "status": status,
+                             "mark": STATUS_MARK.get(status, ""), "message": "as the policy says" if r.get("ok")
+                             else "DISAGREES with the policy"})
+            continue
         if s.get("kind") != "probe":
             continue
         d = s.get("details") or {}

@@ -40,6 +40,8 @@ class RunResult:
     artefacts: list[dict[str, str]] = field(default_factory=list)
     captures: list[dict[str, Any]] = field(default_factory=list)
     accounting: list[dict[str, Any]] = field(default_factory=list)
+    firewalls: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     wire: dict[str, Any] = field(default_factory=dict)
     teardown: dict[str, Any] = field(default_factory=dict)
 

@@ -179,6 +179,7 @@ class Captures:
         (base / "wire.json").write_text(json.dumps(analysis, indent=1, default=str))
         result.captures = self.stats
         result.wire = {
+            "mail_flows": mail_flows(analysis, parsed, self.links),
             "tls": analysis["tls"],
             "credentials": analysis["credentials"],
             "dhcp": {link: v.get("dhcp", {}).get("clients", {}) for link, v in analysis["links"].items()
@@ -192,8 +193,41 @@ class Captures:
                 self.say(f"  {sr.status.upper()} {name}: {sr.message}")
 
 
+def mail_flows(analysis: dict[str, Any], parsed: dict[str, Any], links: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every mail/HTTPS TCP flow once, with its TLS facts and its path: the links it
+    was seen on in order (across NAT, with the addresses there) and the TTL drop."""
+    from lab.capture.analyse import path
+    subnet = {lk["link"]: lk["subnet"] for lk in links}
+    seen: set[str] = set()
+    out = []
+    for f in sorted(analysis["tls"], key=lambda x: x.get("tls_packet") or 0):
+        if f["flow"] in seen or f.get("client_bytes", 1) == 0:
+            continue
+        p = path(parsed, f["flow"])
+        forward = [e for e in p["links"] if e.get("c2s_packets", 0) > 0]
+        for e in p["links"]:
+            seen.add(e["flow"])
+        ttls = [max(e["ttl_c2s"]) for e in forward if e["ttl_c2s"]]
+        out.append({"flow": f["flow"], "protocol": f.get("protocol"), "tls": f.get("tls"), "mode": f.get("mode"),
+                    "version": f.get("version"), "cipher": f.get("cipher"), "sni": f.get("sni"),
+                    "cert_subject": f.get("cert_subject"),
+                    "path": [{"link": e["link"], "subnet": subnet.get(e["link"]), "flow": e["flow"],
+                              "ttl": max(e["ttl_c2s"]) if e["ttl_c2s"] else None} for e in forward],
+                    "routers": (max(ttls) - min(ttls)) if ttls else 0})
+    return out
+
+
 def _gather(lab: Lab, result: RunResult, report_dir: Path) -> None:
+    from lab.services.firewall import Firewall
     result.environment = environment()
+    result.notes = list(lab.notes)
+    for svc in lab.services:
+        if isinstance(svc, Firewall):
+            try:
+                result.firewalls[svc.node.name] = {"policy": svc.policy, "ruleset": svc.ruleset(),
+                                                   "counters": svc.counters()}
+            except Exception as exc:
+                result.firewalls[svc.node.name] = {"error": str(exc)}
     for name, c in lab.dhclients.items():
         try:
             result.leases.append({"node": name, **c.lease()})
