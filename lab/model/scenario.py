@@ -122,6 +122,7 @@ class WaitFor(Strict):
     on: str | None = None
     port: int | None = Field(None, ge=1, le=65535)
     to: str | None = Field(None, description="reachable: the node, host name or address to ping")
+    hold: float = Field(0, ge=0, le=600, description="the condition must stay true this long (s): routing has settled")
     timeout: float = Field(15, gt=0, le=3600)
 
     @model_validator(mode="after")

@@ -313,12 +313,21 @@ def wait_for(ctx: Context, s: S.WaitFor) -> Outcome:
     start = time.monotonic()
     last = ""
     delay = 0.02
+    true_since: float | None = None
     while True:
         ok, last = probe()
+        now = time.monotonic()
         if ok:
-            return passed(f"after {time.monotonic() - start:.2f} s: {last}", waited=round(time.monotonic() - start, 3))
-        if time.monotonic() > deadline:
-            return failed(f"not {s.condition} within {s.timeout:g} s ({last})", waited=s.timeout)
+            true_since = now if true_since is None else true_since
+            if now - true_since >= s.hold:
+                held = f", held {now - true_since:.1f} s" if s.hold else ""
+                return passed(f"after {now - start:.2f} s{held}: {last}", waited=round(now - start, 3))
+            delay = 0.2
+        else:
+            true_since = None
+        if time.monotonic() > deadline + (s.hold if true_since is not None else 0):
+            how = f" for {s.hold:g} s in a row" if s.hold else ""
+            return failed(f"not {s.condition}{how} within {s.timeout:g} s ({last})", waited=s.timeout)
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
 
