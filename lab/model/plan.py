@@ -194,12 +194,6 @@ def make_plan(topo: Topology) -> Plan:
     # zones: every domain named by a node or a mail domain, served by its dns node
     zone_map: dict[str, Zone] = {}
 
-    def server_for(domain: str) -> str | None:
-        md = t.domains.get(domain)
-        if md and md.dns:
-            return md.dns
-        return dns_nodes[0] if len(dns_nodes) == 1 else None
-
     domains = {n.domain or t.domain for n in t.nodes.values()} | set(t.domains)
     for dom in sorted(domains):
         srv = server_for(dom)

@@ -543,7 +543,7 @@ def topology_svg(plan: Plan, *, leases: dict[str, str] | None = None, title: str
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="topology" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="topology {_e(plan.topology.name)}">',
            f"<style>{STYLE}</style>",
-           f'<rect width="100%" height="100%" fill="#fff"/>']
+           '<rect width="100%" height="100%" fill="#fff"/>']
     if title:
         out.append(f'<text x="{MARGIN}" y="{MARGIN + 10}" class="t-title">{_e(title)}</text>')
     drawn = [_edge(g, e, rows) for e in g.edges]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import sys
 import time
 import traceback
 from pathlib import Path
