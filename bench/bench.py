@@ -291,16 +291,19 @@ class Bench:
                          baseline_label=f"smtp-source -s {c} (plain, port 25)", **kw)
             for i in range(self.a.runs):
                 for c in self.a.conns:
-                    f = self.figures[f"mail_submission_c{c}"]
-                    ours = mp.ours(self.a.messages, c)
-                    theirs = mp.smtp_source(self.a.messages, c)
-                    say(f"mail {c} conn run {i + 1}: {ours['rate']:.0f} msg/s, smtp-source {theirs['rate']:.0f} msg/s")
-                    f.values.append(ours["rate"])
-                    f.baseline_values.append(theirs["rate"])
-                    f.details.setdefault("ours", []).append(ours)
-                    f.details.setdefault("smtp_source", []).append(theirs)
+                    self.measure_mail(self.figures[f"mail_submission_c{c}"], mp, c, f"mail {c} conn run {i + 1}")
         finally:
             lab.down()
+
+    def measure_mail(self, f: Figure, mp: "MailPath", conns: int, what: str) -> None:
+        """One run of our client and of smtp-source on the same path, side by side."""
+        ours = mp.ours(self.a.messages, conns)
+        theirs = mp.smtp_source(self.a.messages, conns)
+        say(f"{what}: {ours['rate']:.0f} msg/s, smtp-source {theirs['rate']:.0f} msg/s")
+        f.values.append(ours["rate"])
+        f.baseline_values.append(theirs["rate"])
+        f.details.setdefault("ours", []).append(ours)
+        f.details.setdefault("smtp_source", []).append(theirs)
 
     def relay(self) -> None:
         plan = make_plan(load_topology(REPO / "topologies" / "dmz.yaml"))
@@ -318,13 +321,7 @@ class Bench:
                           source_helo=plan.nodes["ext-mail"].fqdn)
             mp.warm_up()
             for i in range(self.a.runs):
-                ours = mp.ours(self.a.messages, c)
-                theirs = mp.smtp_source(self.a.messages, c)
-                say(f"relay {c} conn run {i + 1}: {ours['rate']:.0f} msg/s, smtp-source {theirs['rate']:.0f} msg/s")
-                f.values.append(ours["rate"])
-                f.baseline_values.append(theirs["rate"])
-                f.details.setdefault("ours", []).append(ours)
-                f.details.setdefault("smtp_source", []).append(theirs)
+                self.measure_mail(f, mp, c, f"relay {c} conn run {i + 1}")
         finally:
             lab.down()
 
