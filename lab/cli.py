@@ -85,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if result.error:
             print(result.error)
         print(write_text(result))
+        _print_overrides(result.overrides)
         c = result.counts
         print(f"{c['passed']} passed, {c['failed'] + c['error']} failed")
         ready = result.timings.get("ready")
@@ -94,6 +95,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.error:
         return 4
     return 0 if result.status == "passed" else 1
+
+
+def _print_overrides(rows: list[dict[str, Any]]) -> None:
+    """The settings a topology changes on its mail nodes; those that weaken security first."""
+    if not rows:
+        return
+    weak = [r for r in rows if r["weakens"]]
+    print(f"{len(rows)} mail setting(s) changed from the shipped server, {len(weak)} of them weaken security:")
+    for r in sorted(rows, key=lambda r: not r["weakens"]):
+        was = repr(r["reference"]) if r["reference"] is not None else "the default"
+        flag = "WEAKENS " if r["weakens"] else "changed "
+        what = f"  ({r['protects']})" if r["protects"] else ""
+        print(f"  {flag}{r['node']}: {r['daemon']} {r['setting']} = {r['value']!r}, shipped {was}{what}")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -115,9 +129,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
             else:
                 t = load_topology(f)
                 text = f"{f}: valid topology '{t.name}' ({len(t.data.nodes)} nodes, {len(t.data.links)} links)"
-            out.append({"file": f, "valid": True, "kind": kind, "problems": []})
+            from dataclasses import asdict as _asdict
+            from lab.model.plan import make_plan
+            plan = s.plan if kind == "scenario" else make_plan(t)
+            changed = [_asdict(o) for o in plan.overrides()]
+            out.append({"file": f, "valid": True, "kind": kind, "problems": [], "overrides": changed})
             if not args.json:
                 print(text)
+                _print_overrides(changed)
         except InputError as exc:
             out.append({"file": f, "valid": False, "problems": [asdict(p) for p in exc.problems]})
             if not args.json:

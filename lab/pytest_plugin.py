@@ -174,7 +174,7 @@ class ScenarioFile(pytest.File):
         self.ctx = Context(self.lab, self.lab.run_id, self.workdir)
         self.captures = Captures(self.workdir, lambda m: None) if self.scenario.capture else None
         if self.captures is not None:
-            self.ctx.keylog = self.workdir / "keylog.txt"
+            self.ctx.record_keys = True
         self.wire_results: list[tuple[str, Any]] | None = None
         try:
             self.lab.up(on_network=self.captures.start if self.captures else None)
@@ -188,6 +188,7 @@ class ScenarioFile(pytest.File):
             from lab.report.results import RunResult
             assert self.captures is not None
             self.captures.stop()
+            self.ctx.save_keylog()
             result = RunResult(self.lab.run_id, self.scenario.name, str(self.scenario.path), "", "", "")
             self.captures.analyse(result, self.scenario, self.lab, self.ctx)
             self.wire_results = [(s.name, s) for s in result.steps]

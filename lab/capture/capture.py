@@ -43,13 +43,15 @@ class CaptureSpec:
     link: str                       # the link's name in the topology, e.g. "pc1-s1"; names the file
     iface: str                      # kernel interface to listen on
     netns_pid: int | None = None    # None: root namespace; else a pid inside the node's namespace
+    filter: str | None = None       # a BPF expression (tcpdump's own syntax); None: every packet
 
     @classmethod
     def of(cls, spec: "CaptureSpec | Mapping[str, Any]") -> "CaptureSpec":
         if isinstance(spec, CaptureSpec):
             return spec
         return cls(link=str(spec["link"]), iface=str(spec["iface"]),
-                   netns_pid=None if spec.get("netns_pid") is None else int(spec["netns_pid"]))
+                   netns_pid=None if spec.get("netns_pid") is None else int(spec["netns_pid"]),
+                   filter=spec.get("filter"))
 
 
 @dataclass
@@ -94,11 +96,16 @@ def parse_tcpdump_counters(stderr: str) -> dict[str, int | None]:
 
 
 def tcpdump_argv(iface: str, file: Path, netns_pid: int | None = None, *,
-                 buffer_kib: int = TCPDUMP_BUFFER_KIB, tcpdump: str = "tcpdump") -> list[str]:
+                 buffer_kib: int = TCPDUMP_BUFFER_KIB, tcpdump: str = "tcpdump",
+                 bpf: str | None = None) -> list[str]:
     # -U: flush per packet (a killed run still leaves a readable file); -s 0: whole packets;
     # --immediate-mode: no batching delay; -n: never resolve names (no DNS from the capture)
-    argv = [tcpdump, "-i", iface, "-w", str(file), "-U", "-s", "0", "--immediate-mode",
-            "-B", str(buffer_kib), "-n"]
+    # Inside a node tcpdump writes to its stdout, a file opened here: the node may have
+    # a private /tmp (or any folder) where the run's report folder is not visible.
+    argv = [tcpdump, "-i", iface, "-w", str(file) if netns_pid is None else "-", "-U", "-s", "0",
+            "--immediate-mode", "-B", str(buffer_kib), "-n"]
+    if bpf:
+        argv.append(bpf)
     if netns_pid is not None:
         argv = ["mnexec", "-a", str(netns_pid), *argv]
     return argv
@@ -111,7 +118,8 @@ class LinkCapture:
                  buffer_kib: int = TCPDUMP_BUFFER_KIB):
         self.spec = CaptureSpec.of(spec)
         self.file = Path(outdir) / f"{_safe(self.spec.link)}.pcap"
-        self.argv = tcpdump_argv(self.spec.iface, self.file, self.spec.netns_pid, buffer_kib=buffer_kib)
+        self.argv = tcpdump_argv(self.spec.iface, self.file, self.spec.netns_pid, buffer_kib=buffer_kib,
+                                 bpf=self.spec.filter)
         self.proc: subprocess.Popen[bytes] | None = None
         self._err = bytearray()
         self.ready = False
@@ -134,8 +142,9 @@ class LinkCapture:
         try:
             # own session: a Ctrl-C on the terminal must not stop the capture before the
             # runner has stopped the steps; the runner stops tcpdump itself, by pid
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, start_new_session=True)
+            with open(self.file, "wb") if self.spec.netns_pid is not None else open(os.devnull, "wb") as out:
+                self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                                             stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise CaptureError(f"{self.link}: cannot run tcpdump: {exc}",
                                hint="install tcpdump (scripts/setup.sh); capturing needs root") from exc

@@ -137,6 +137,15 @@ class Plan:
                 return n
         return None
 
+    def overrides(self) -> list[Any]:
+        """Every mail node setting the topology changes, against the shipped server."""
+        from lab.model.mailconfig import overrides
+        out = []
+        for name, node in self.topology.data.nodes.items():
+            if node.config is not None:
+                out.extend(overrides(name, node.config.sections()))
+        return out
+
     def user(self, address: str) -> MailUser | None:
         for host in self.mail.values():
             for u in host.users:

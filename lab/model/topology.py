@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from lab.errors import InputError, Problem
+from lab.model import mailconfig
 from lab.model.schema import Strict, hinted, parse, suggest
 from lab.model.yamlload import Located, load_file
 
@@ -87,23 +88,29 @@ class Subnet(Strict):
         return ipaddress.IPv4Network(self.cidr)
 
 
+Setting = str | int | bool
+
+
+def _settings(v: dict[str, Setting]) -> dict[str, str]:
+    """YAML gives numbers and yes/no as such: a daemon setting is their text."""
+    return {str(k): ("yes" if x else "no") if isinstance(x, bool) else str(x) for k, x in v.items()}
+
+
 class MailConfig(Strict):
     """Change a mail node's configuration: what a student edits, or a deliberately
-    weakened server for a negative test.  Applied after the shipped templates."""
+    weakened server for a negative test.  Applied after the shipped templates; every
+    setting is checked as data first (``lab.model.mailconfig``)."""
 
-    postfix: dict[str, str] = Field(default_factory=dict, description="main.cf parameters (postconf -e)")
-    postfix_master: dict[str, str] = Field(
+    postfix: dict[str, Setting] = Field(default_factory=dict, description="main.cf parameters (postconf -e)")
+    postfix_master: dict[str, Setting] = Field(
         default_factory=dict, description="master.cf service parameters: 'submission/inet/smtpd_tls_security_level': may")
-    dovecot: dict[str, str] = Field(default_factory=dict, description="dovecot.conf settings, e.g. ssl: 'yes'")
+    dovecot: dict[str, Setting] = Field(default_factory=dict, description="dovecot.conf settings, e.g. ssl: 'yes'")
 
-    @field_validator("postfix_master")
-    @classmethod
-    def _master(cls, v: dict[str, str]) -> dict[str, str]:
-        for key in v:
-            if len(key.split("/")) != 3:
-                raise ValueError(hinted(f"'{key}' is not service/type/parameter",
-                                        "e.g. submission/inet/smtpd_tls_security_level"))
-        return v
+    _norm = field_validator("postfix", "postfix_master", "dovecot")(_settings)
+
+    def sections(self) -> dict[str, dict[str, str]]:
+        return {"postfix": dict(self.postfix), "postfix_master": dict(self.postfix_master),  # type: ignore[arg-type]
+                "dovecot": dict(self.dovecot)}  # type: ignore[arg-type]
 
 
 class Node(Strict):
@@ -362,6 +369,10 @@ def check(t: TopologyFile, src: Located, topo: Topology | None = None) -> list[P
                              "remove 'subnet' and link the node to a switch"))
             if node.config is not None and node.role != "mail":
                 out.append(p(where + ("config",), "only mail nodes take 'config'", "remove 'config'"))
+            elif node.config is not None:
+                for section, settings in node.config.sections().items():
+                    for r in mailconfig.check(section, settings):
+                        out.append(p(where + ("config", section, r.key), r.message, r.hint))
             for key in ("hub", "stp"):
                 if getattr(node, key):
                     out.append(p(where + (key,), f"only switches have '{key}'", f"remove '{key}'"))

@@ -234,6 +234,8 @@ def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) 
         "captures": _captures(summary, report_dir),
         "environment": [{"name": k, "value": v} for k, v in (summary.get("environment") or {}).items()],
         "configs": configs, "logs": logs, "files": files,
+        "overrides": [{**o, "reference": "the default" if o.get("reference") is None else o["reference"]}
+                      for o in sorted(summary.get("overrides") or [], key=lambda o: not o.get("weakens"))],
         "css": Markup((TEMPLATES / "report.css").read_text()),
     }
 

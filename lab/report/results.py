@@ -42,6 +42,8 @@ class RunResult:
     accounting: list[dict[str, Any]] = field(default_factory=list)
     firewalls: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: mail node settings the topology changes, against the shipped server (``weakens`` flags)
+    overrides: list[dict[str, Any]] = field(default_factory=list)
     wire: dict[str, Any] = field(default_factory=dict)
     teardown: dict[str, Any] = field(default_factory=dict)
 

@@ -16,6 +16,19 @@ log = logging.getLogger(__name__)
 
 PrivateDirs = list[Any]  # Mininet's privateDirs: (mountpoint, source) tuples or tmpfs strings
 
+#: Folders every node gets empty and private (a tmpfs of its own), so that even a daemon
+#: talked into running something cannot read or write the machine's own.  A folder that
+#: holds the lab itself (its code, its Python, its state) stays shared: nodes need those.
+HIDDEN = ("/tmp", "/root", "/home")
+
+
+def hidden_dirs() -> list[str]:
+    import sys
+    from lab.runtime.rundir import STATE_ROOT
+    needed = [Path(__file__).resolve().parents[2], Path(sys.prefix).resolve(),
+              Path(sys.executable).resolve(), STATE_ROOT.resolve()]
+    return [d for d in HIDDEN if not any(p == Path(d) or Path(d) in p.parents for p in needed)]
+
 
 def _mininet() -> Any:
     try:
@@ -63,12 +76,13 @@ class LabNetwork:
             br = f"{prefix}b{i}"
             self.bridges[name] = br
             self.net.addSwitch(br, cls=LabBridge, dpid=f"{i:016x}", hub=node.hub, stp=node.stp)
+        hidden = hidden_dirs()
         for name, node in t.nodes.items():
             if node.role == "switch":
                 continue
             ndir = self.run.node_dir(name)
             host = self.net.addHost(f"{prefix}-{name}", cls=Host, ip=None,
-                                    privateDirs=private_dirs(name, ndir))
+                                    privateDirs=[*private_dirs(name, ndir), *hidden])
             self.nodes[name] = LabNode(self.plan.nodes[name], host, ndir, prefix)
         iface_of = {(i.node, i.link): i.name for its in topo.interfaces.values() for i in its}
         ports: dict[str, int] = {}

@@ -268,31 +268,21 @@ def routes(ctx: Context, s: S.Routes) -> Outcome:
 
 @action("sniff")
 def sniff(ctx: Context, s: S.Sniff) -> Outcome:
-    import signal as _signal
-    import subprocess
+    from lab.capture.capture import CaptureSpec, LinkCapture
     a, b = s.between
     ip_a, ip_b = target_ip(ctx, a), target_ip(ctx, b)
     node = ctx.lab.node(s.on)
     itf = node.plan.interfaces[0].name
-    pcap = ctx.report_dir / f"sniff-{s.on}-{a}-{b}.pcap"
-    proc = subprocess.Popen(node.argv(["tcpdump", "-i", itf, "-n", "-U", "--immediate-mode", "-w", str(pcap),
-                                       f"icmp and host {ip_a} and host {ip_b}"]),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    assert proc.stderr is not None
-    first = proc.stderr.readline().decode()
-    if "listening" not in first:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"tcpdump on {s.on} did not start: {first.strip()}")
+    cap = LinkCapture(CaptureSpec(f"sniff-{s.on}-{a}-{b}", itf, node.pid,
+                                  filter=f"icmp and host {ip_a} and host {ip_b}"), ctx.report_dir)
+    cap.start()
     try:
+        cap.wait_ready(10)
         pinged = _ping(ctx, a, ip_b, s.count, 0.05)
     finally:
-        proc.send_signal(_signal.SIGINT)
-        err = proc.communicate(timeout=10)[1].decode()
-    captured = 0
-    for line in err.splitlines():
-        if "packets captured" in line:
-            captured = int(line.split()[0])
+        stats = cap.stop()
+    pcap = cap.file
+    captured = stats.packets or 0
     details = {"captured": captured, "pcap": str(pcap), "ping": pinged, "bystander": s.on}
     if pinged["received"] == 0:
         return failed(f"{a} could not ping {b}: nothing to observe", **details)

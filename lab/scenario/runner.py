@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 import platform
 import time
 import traceback
@@ -44,12 +45,16 @@ def run_scenario(scn: Scenario, reports_root: Path, *, prefix: str | None = None
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     result = RunResult(run_id=run_id, scenario=scn.name, scenario_file=str(scn.path),
                        topology=scn.topology.name, topology_file=str(scn.topology.path), started=started)
+    result.overrides = [asdict(o) for o in scn.plan.overrides()]
+    for o in scn.plan.overrides():
+        if o.weakens:
+            say(f"note: {o.line()}")
     t0 = time.monotonic()
     lab = Lab(scn.plan, prefix=prefix, run_id=run_id, progress=say)
     ctx = Context(lab, run_id, report_dir)
     capture = Captures(report_dir, say) if scn.capture else None
     if capture is not None:
-        ctx.keylog = report_dir / "keylog.txt"
+        ctx.record_keys = True
     interrupted: BaseException | None = None
     try:
         try:
@@ -89,6 +94,7 @@ def run_scenario(scn: Scenario, reports_root: Path, *, prefix: str | None = None
                 except Exception as exc:
                     log.warning("could not stop the captures: %s", exc)
             try:
+                ctx.save_keylog()
                 _gather(lab, result, report_dir)
             except Exception as exc:  # never let reporting stop the teardown
                 log.warning("could not gather artefacts: %s", exc)
@@ -173,7 +179,7 @@ class Captures:
         base = self.dir.parent
         pcaps = {st["link"]: base / st["file"] for st in self.stats if st.get("file")}
         parsed = {link: parse(path, link=link) for link, path in pcaps.items()}
-        keylog = ctx.keylog if ctx.keylog and ctx.keylog.exists() else None
+        keylog = base / "keylog.txt" if (base / "keylog.txt").exists() else None
         analysis = analyse_captures(parsed, keylog)
         (base / "wire.json").write_text(json.dumps(analysis, indent=1, default=str))
         result.captures = self.stats

@@ -39,7 +39,24 @@ class Context:
     run_id: str
     report_dir: Path
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    keylog: Path | None = None          # the clients' TLS secrets, so captures can be decrypted
+    #: the clients write their TLS secrets (so captures can be decrypted) into the run's
+    #: state, which every node sees; the report gets a copy (``save_keylog``)
+    record_keys: bool = False
+
+    @property
+    def keylog(self) -> Path | None:
+        if not self.record_keys or self.lab.run is None:
+            return None
+        return self.lab.run.state / "keylog.txt"
+
+    def save_keylog(self) -> Path | None:
+        """Copy the clients' key log into the report folder (before the state goes)."""
+        src = self.keylog
+        if src is None or not src.exists():
+            return None
+        dst = self.report_dir / "keylog.txt"
+        dst.write_bytes(src.read_bytes())
+        return dst
 
     @property
     def plan(self):  # type: ignore[no-untyped-def]

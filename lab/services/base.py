@@ -19,8 +19,8 @@ from lab.runtime.rundir import RunDir
 from lab.services.pki import LabCA
 
 TEMPLATES = Path(__file__).parent / "templates"
-REPO = Path(__file__).resolve().parents[2]
-MAILNODE = REPO / "mailnode"
+#: the mail node as a readable artefact (also at the top of the repository, a link to this)
+MAILNODE = Path(__file__).resolve().parents[1] / "mailnode"
 
 _envs: dict[Path, jinja2.Environment] = {}
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lab.model import mailconfig
 from lab.runtime.node import netns
 from lab.runtime.rundir import STATE_ROOT
 from lab.services.base import (MAILNODE, Service, command_version, process_alive, read_pid, render_template,
@@ -110,9 +111,12 @@ class Postfix(Service):
         cfg = self.dep.plan.topology.data.nodes[self.node.name].config
         if cfg is not None and (cfg.postfix or cfg.postfix_master):
             # the topology's own settings replace the shipped ones (postconf edits in place)
-            for key, value in cfg.postfix.items():
+            sections = cfg.sections()
+            for key, value in sections["postfix"].items():
+                mailconfig.assert_safe("postfix", key, value)
                 self._postconf(["-e", f"{key}={value}"])
-            for key, value in cfg.postfix_master.items():
+            for key, value in sections["postfix_master"].items():
+                mailconfig.assert_safe("postfix", key, value, spaces=False)
                 self._postconf(["-P", f"{key}={value}"])
             past = time.time() - 5
             for name in ("main.cf", "master.cf"):
@@ -191,7 +195,9 @@ class Dovecot(Service):
         cfg = self.dep.plan.topology.data.nodes[self.node.name].config
         if cfg is not None and cfg.dovecot:
             text += "\n# --- the topology's own settings (they replace the ones above) ---\n"
-            text += "".join(f"{k} = {v}\n" for k, v in cfg.dovecot.items())
+            for k, v in cfg.sections()["dovecot"].items():
+                mailconfig.assert_safe("dovecot", k, v)
+                text += f"{k} = {v}\n"
         self.write(etc / "dovecot.conf", text, "/etc/dovecot/dovecot.conf")
         lines = "".join(f"{u.address}:{ssha512(u.password)}:{VMAIL_UID}:{VMAIL_GID}::"
                         f"/var/mail/vhosts/{u.domain}/{u.name}::\n" for u in self.host.users)

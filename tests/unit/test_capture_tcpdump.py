@@ -52,7 +52,8 @@ def test_counters_are_parsed_from_tcpdumps_own_words() -> None:
 def test_argv_root_port_and_inside_a_node() -> None:
     assert tcpdump_argv("ml1b1-4", Path("/r/pc1-s1.pcap"))[:12] == [
         "tcpdump", "-i", "ml1b1-4", "-w", "/r/pc1-s1.pcap", "-U", "-s", "0", "--immediate-mode", "-B", str(TCPDUMP_BUFFER_KIB), "-n"]
-    assert tcpdump_argv("eth1", Path("/r/x.pcap"), 4242)[:4] == ["mnexec", "-a", "4242", "tcpdump"]
+    assert tcpdump_argv("eth1", Path("/r/x.pcap"), 4242)[:8] == ["mnexec", "-a", "4242", "tcpdump", "-i", "eth1",
+                                                                "-w", "-"]   # the file is its stdout
 
 
 def test_start_waits_for_listening_and_stop_collects_counters(fake_tcpdump: Path, tmp_path: Path) -> None:

@@ -101,7 +101,8 @@ def test_validate_json_gives_located_problems() -> None:
                  "topologies/star.yaml"], cwd=repo, capture_output=True, text=True)
     assert r.returncode == 2
     bad, good = _json.loads(r.stdout)
-    assert good == {"file": "topologies/star.yaml", "valid": True, "kind": "topology", "problems": []}
+    assert good == {"file": "topologies/star.yaml", "valid": True, "kind": "topology", "problems": [],
+                    "overrides": []}
     (p,) = bad["problems"]
     assert (p["line"], p["column"], p["field"], p["message"]) == (24, 6, "links[5].a", "unknown node 'pc3'")
     assert p["hint"] == "did you mean 'pc2'?"

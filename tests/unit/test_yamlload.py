@@ -116,7 +116,7 @@ class TestKeys:
     def test_a_list_as_key_is_refused(self) -> None:
         p = problem_of("? [a, b]\n: 1\n")
         assert (p.line, p.column) == (1, 3)
-        assert p.message == "a key must be a plain name, not list"
+        assert p.message == "a key must be a plain name, not a list or a mapping"
 
 
 class TestSyntaxErrors:
@@ -129,12 +129,12 @@ class TestSyntaxErrors:
     def test_tab_is_located(self) -> None:
         p = problem_of("name: x\nnodes:\n\tpc1: {role: host}\n")
         assert (p.line, p.column) == (3, 1)
-        assert "'\\t'" in p.message
+        assert "tab character" in p.message and "spaces" in (p.hint or "")
 
     def test_bad_indentation(self) -> None:
         p = problem_of("subnets:\n  lan:\n    cidr: 10.0.0.0/24\n      gateway: 10.0.0.1\n")
         assert p.line == 4
-        assert "mapping values are not allowed here" in p.message
+        assert "mapping values are not allowed" in p.message
 
     def test_unclosed_quote(self) -> None:
         p = problem_of('name: "demo\ndomain: projet.dz\n')
@@ -169,7 +169,8 @@ class TestEmptyAndFiles:
         f.write_bytes("name: caf\xe9\n".encode("latin-1"))
         with pytest.raises(InputError) as info:
             load_file(f)
-        assert info.value.problems[0].message.startswith("cannot read:")
+        p = info.value.problems[0]
+        assert (p.message, p.line, p.column) == ("byte 0xe9 is not valid UTF-8", 1, 10)
 
     def test_load_file_keeps_the_path_as_given(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         (tmp_path / "t.yaml").write_text("a: 1\n")
