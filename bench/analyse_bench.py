@@ -15,6 +15,7 @@ plaintext credential scan per flow), and ``tshark -r FILE -q -z conv,tcp`` (tsha
 cheapest whole-file pass that still dissects every packet).  Prints a table and writes
 JSON (``--json``, default ``/tmp/mail-lab-analyse-bench.json``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,20 +54,20 @@ def build_pcap(out: Path, packets: int, source: Path = SOURCE) -> dict[str, int]
     # template: (ts_s, ts_us, data, offsets of 10.0.0.x addresses, l4 checksum offset or None)
     tpl = []
     for _, roff, p, caplen in iter_records(pf):
-        frame = bytearray(pf.data[p:p + caplen])
+        frame = bytearray(pf.data[p : p + caplen])
         ts_s, ts_us, _, wirelen = struct.unpack_from("<IIII", pf.data, roff)
         addr_offs: list[int] = []
         l4c = None
         if caplen >= 34 and frame[12:14] == b"\x08\x00" and frame[14] >> 4 == 4:
             ihl = (frame[14] & 15) * 4
             for a in (26, 30):
-                if frame[a:a + 3] == b"\x0a\x00\x00":
+                if frame[a : a + 3] == b"\x0a\x00\x00":
                     addr_offs.append(a)
             proto = frame[23]
             frag = int.from_bytes(frame[20:22], "big") & 0x1FFF
             if not frag and proto in (6, 17):
                 c = 14 + ihl + (16 if proto == 6 else 6)
-                if c + 2 <= caplen and not (proto == 17 and frame[c:c + 2] == b"\0\0"):
+                if c + 2 <= caplen and not (proto == 17 and frame[c : c + 2] == b"\0\0"):
                     l4c = c
         tpl.append((ts_s, ts_us, wirelen, frame, addr_offs, l4c))
     t0 = tpl[0][0]
@@ -88,7 +89,7 @@ def build_pcap(out: Path, packets: int, source: Path = SOURCE) -> dict[str, int]
                 if addr_offs and r:
                     f = bytearray(frame)
                     ipc = int.from_bytes(f[24:26], "big")
-                    l4 = int.from_bytes(f[l4c:l4c + 2], "big") if l4c else 0
+                    l4 = int.from_bytes(f[l4c : l4c + 2], "big") if l4c else 0
                     for a in addr_offs:
                         w1_old = (f[a] << 8) | f[a + 1]
                         w2_old = (f[a + 2] << 8) | f[a + 3]
@@ -101,7 +102,7 @@ def build_pcap(out: Path, packets: int, source: Path = SOURCE) -> dict[str, int]
                             l4 = _csum_add(_csum_add(l4, w1_old, w1_new), w2_old, w2_new)
                     f[24:26] = ipc.to_bytes(2, "big")
                     if l4c:
-                        f[l4c:l4c + 2] = (l4 or 0xFFFF).to_bytes(2, "big")
+                        f[l4c : l4c + 2] = (l4 or 0xFFFF).to_bytes(2, "big")
                 chunks.append(struct.pack("<IIII", ts_s + r * span, ts_us, len(f), wirelen))
                 chunks.append(bytes(f))
                 written += 1
@@ -116,8 +117,12 @@ def analyse_once(path: Path, keylog: Path | None = None) -> dict[str, int]:
     """The whole-pcap pass the runner does (``analyse_pcap`` without DHCP/DNS decoding):
     parse, every flow as a dict, TLS facts of every kept flow, credentials in clear."""
     r = analyse_pcap(path, keylog, services=False)
-    return {"packets": r["packets"], "flows": len(r["flows"]), "tls_flows": sum(1 for t in r["tls"] if t["tls"]),
-            "credential_findings": len(r["credentials"])}
+    return {
+        "packets": r["packets"],
+        "flows": len(r["flows"]),
+        "tls_flows": sum(1 for t in r["tls"] if t["tls"]),
+        "credential_findings": len(r["credentials"]),
+    }
 
 
 def services_once(path: Path) -> dict[str, int]:
@@ -138,8 +143,7 @@ def time_it(fn, runs: int) -> tuple[float, list[float], object]:  # type: ignore
 
 def tshark_once(path: Path) -> int:
     """``tshark -r FILE -q -z conv,tcp``: dissects every packet, prints only the conversation table."""
-    r = subprocess.run(["tshark", "-r", str(path), "-q", "-z", "conv,tcp"], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(["tshark", "-r", str(path), "-q", "-z", "conv,tcp"], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"tshark failed: {r.stderr.strip()[-500:]}")
     return sum(1 for line in r.stdout.splitlines() if "<->" in line)
@@ -170,18 +174,34 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     info = build_pcap(pcap, n)
     build_s = time.perf_counter() - t
-    print(f"built {pcap} ({pcap.stat().st_size / 1e6:.1f} MB): {info['packets']} packets, "
-          f"{info['replicas']} copies of {SOURCE.name} ({info['source_packets']} packets) in {build_s:.1f} s")
-    results: dict[str, object] = {"pcap": str(pcap), "bytes": pcap.stat().st_size, **info,
-                                  "cpus": os.cpu_count(), "python": sys.version.split()[0], "runs": a.runs}
+    print(
+        f"built {pcap} ({pcap.stat().st_size / 1e6:.1f} MB): {info['packets']} packets, "
+        f"{info['replicas']} copies of {SOURCE.name} ({info['source_packets']} packets) in {build_s:.1f} s"
+    )
+    results: dict[str, object] = {
+        "pcap": str(pcap),
+        "bytes": pcap.stat().st_size,
+        **info,
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "runs": a.runs,
+    }
     med, times, res = time_it(lambda: analyse_once(pcap, a.keylog), a.runs)
-    results["lab_capture"] = {"median_s": round(med, 4), "times_s": [round(x, 4) for x in times],
-                              "packets_per_s": round(n / med), **res}  # type: ignore[dict-item]
+    results["lab_capture"] = {
+        "median_s": round(med, 4),
+        "times_s": [round(x, 4) for x in times],
+        "packets_per_s": round(n / med),
+        **res,
+    }  # type: ignore[dict-item]
     rows = [("lab.capture analyse_pcap", med, n / med)]
     if a.services:
         smed, stimes, sres = time_it(lambda: services_once(pcap), a.runs)
-        results["lab_capture_dhcp_dns"] = {"median_s": round(smed, 4), "times_s": [round(x, 4) for x in stimes],
-                                           "packets_per_s": round(n / smed), **sres}  # type: ignore[dict-item]
+        results["lab_capture_dhcp_dns"] = {
+            "median_s": round(smed, 4),
+            "times_s": [round(x, 4) for x in stimes],
+            "packets_per_s": round(n / smed),
+            **sres,
+        }  # type: ignore[dict-item]
         rows.append(("lab.capture parse+dhcp+dns", smed, n / smed))
     if not a.no_tshark:
         if shutil.which("tshark") is None:
@@ -189,13 +209,22 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         ver = subprocess.run(["tshark", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
         pmed, ptimes, _ = time_it(lambda: tshark_plain_once(pcap), a.runs)
-        results["tshark_plain"] = {"version": ver, "command": f"tshark -r {pcap} > /dev/null",
-                                   "median_s": round(pmed, 4), "times_s": [round(x, 4) for x in ptimes],
-                                   "packets_per_s": round(n / pmed)}
+        results["tshark_plain"] = {
+            "version": ver,
+            "command": f"tshark -r {pcap} > /dev/null",
+            "median_s": round(pmed, 4),
+            "times_s": [round(x, 4) for x in ptimes],
+            "packets_per_s": round(n / pmed),
+        }
         tmed, ttimes, convs = time_it(lambda: tshark_once(pcap), a.runs)
-        results["tshark"] = {"version": ver, "command": f"tshark -r {pcap} -q -z conv,tcp",
-                             "median_s": round(tmed, 4), "times_s": [round(x, 4) for x in ttimes],
-                             "packets_per_s": round(n / tmed), "tcp_conversations": convs}
+        results["tshark"] = {
+            "version": ver,
+            "command": f"tshark -r {pcap} -q -z conv,tcp",
+            "median_s": round(tmed, 4),
+            "times_s": [round(x, 4) for x in ttimes],
+            "packets_per_s": round(n / tmed),
+            "tcp_conversations": convs,
+        }
         results["speedup_vs_tshark"] = round(pmed / med, 2)
         results["speedup_vs_tshark_conv"] = round(tmed / med, 2)
         rows.append(("tshark -r FILE > /dev/null", pmed, n / pmed))
@@ -205,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         ratio = "-" if name.startswith("lab.capture") else f"{secs / med:.1f}x faster"
         print(f"{name:34} {secs:10.3f} {pps:12,.0f} {ratio:>16}")
     lc = results["lab_capture"]
-    print(f"\nanalysis found {lc['flows']} flows, {lc['tls_flows']} with TLS, "  # type: ignore[index]
-          f"{lc['credential_findings']} plaintext credential findings")  # type: ignore[index]
+    print(
+        f"\nanalysis found {lc['flows']} flows, {lc['tls_flows']} with TLS, "  # type: ignore[index]
+        f"{lc['credential_findings']} plaintext credential findings"
+    )  # type: ignore[index]
     a.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {a.json}")
     return 0

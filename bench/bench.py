@@ -38,6 +38,7 @@ Labs use the name prefix ``mlb`` and bare networks ``mlbx*`` names, so the bench
 run next to other labs (which make its timings noisier: the JSON records the labs that
 were alive during the run).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,14 +68,23 @@ for p in (str(REPO), str(BENCH)):
 import analyse_bench  # noqa: E402
 import topos  # noqa: E402
 
+from lab.deploy.lab import Lab  # noqa: E402
+from lab.model.load import load_topology  # noqa: E402
 from lab.model.plan import Plan, make_plan  # noqa: E402
 from lab.model.scenario import load_scenario  # noqa: E402
-from lab.model.topology import load_topology  # noqa: E402
-from lab.runtime.lab import Lab  # noqa: E402
 
-PREFIX = "mlb"             # the labs' kernel-name prefix (never ml1..ml99: other sessions use those)
-BARE = "mlbx"              # names of the bare Mininet baseline's switch and hosts
-SECTIONS = ("ready", "topologies", "stars", "scenario", "mail", "relay", "ospf", "pcap")   # pcap last: it is the memory peak
+PREFIX = "mlb"  # the labs' kernel-name prefix (never ml1..ml99: other sessions use those)
+BARE = "mlbx"  # names of the bare Mininet baseline's switch and hosts
+SECTIONS = (
+    "ready",
+    "topologies",
+    "stars",
+    "scenario",
+    "mail",
+    "relay",
+    "ospf",
+    "pcap",
+)  # pcap last: it is the memory peak
 T0 = time.monotonic()
 QUIET = False
 
@@ -95,11 +105,12 @@ def med(xs: list[float]) -> float | None:
 
 # -- figures -----------------------------------------------------------------------
 
+
 @dataclass
 class Figure:
     key: str
     label: str
-    unit: str                       # "s", "msg/s", "pkt/s", "MB"
+    unit: str  # "s", "msg/s", "pkt/s", "MB"
     higher_is_better: bool = False
     values: list[float] = field(default_factory=list)
     baseline_label: str | None = None
@@ -131,13 +142,25 @@ class Figure:
 
     def as_json(self) -> dict[str, Any]:
         r = lambda x: None if x is None else round(x, 4)  # noqa: E731
-        return {"label": self.label, "unit": self.unit, "median": r(self.median),
-                "values": [r(v) for v in self.values], "higher_is_better": self.higher_is_better,
-                "baseline": None if self.baseline_label is None else {
-                    "label": self.baseline_label, "median": r(self.baseline),
-                    "values": [r(v) for v in self.baseline_values]},
-                "ratio": r(self.ratio), "ratio_means": "ours / baseline",
-                "target": self.target_text, "met": self.met, "details": self.details}
+        return {
+            "label": self.label,
+            "unit": self.unit,
+            "median": r(self.median),
+            "values": [r(v) for v in self.values],
+            "higher_is_better": self.higher_is_better,
+            "baseline": None
+            if self.baseline_label is None
+            else {
+                "label": self.baseline_label,
+                "median": r(self.baseline),
+                "values": [r(v) for v in self.baseline_values],
+            },
+            "ratio": r(self.ratio),
+            "ratio_means": "ours / baseline",
+            "target": self.target_text,
+            "met": self.met,
+            "details": self.details,
+        }
 
 
 class Bench:
@@ -179,12 +202,22 @@ class Bench:
     def ready(self) -> None:
         plan = make_plan(load_topology(REPO / "topologies" / "star.yaml"))
         hosts = sum(1 for n in plan.nodes.values() if n.role != "switch")
-        f = self.fig("ready_default", "default lab ready (star.yaml, Lab.up)", "s",
-                     baseline_label=f"bare Mininet, {hosts} hosts + 1 bridge", target_text="<= 3 s",
-                     target=lambda f: f.median <= 3.0)
-        td = self.fig("teardown_default", "default lab teardown (Lab.down)", "s",
-                      baseline_label=f"bare Mininet net.stop(), {hosts} hosts", target_text="<= 2 s",
-                      target=lambda f: f.median <= 2.0)
+        f = self.fig(
+            "ready_default",
+            "default lab ready (star.yaml, Lab.up)",
+            "s",
+            baseline_label=f"bare Mininet, {hosts} hosts + 1 bridge",
+            target_text="<= 3 s",
+            target=lambda f: f.median <= 3.0,
+        )
+        td = self.fig(
+            "teardown_default",
+            "default lab teardown (Lab.down)",
+            "s",
+            baseline_label=f"bare Mininet net.stop(), {hosts} hosts",
+            target_text="<= 2 s",
+            target=lambda f: f.median <= 2.0,
+        )
         phases: list[dict[str, float]] = []
         for i in range(self.a.runs):
             up, down, timings = self.timed_lab(plan)
@@ -209,11 +242,20 @@ class Bench:
             kw: dict[str, Any] = {}
             if path.name == "dmz.yaml":
                 kw = {"target_text": "<= 3 s", "target": lambda f: f.median <= 3.0}
-            f = self.fig(f"ready_{path.stem}", f"{path.name} ready (Lab.up){default}", "s",
-                         baseline_label=f"bare Mininet star, {hosts} hosts", **kw)
-            td = self.fig(f"teardown_{path.stem}", f"{path.name} teardown (Lab.down)", "s",
-                          baseline_label=f"bare Mininet net.stop(), {hosts} hosts",
-                          **({"target_text": "<= 2 s", "target": lambda f: f.median <= 2.0} if default else {}))
+            f = self.fig(
+                f"ready_{path.stem}",
+                f"{path.name} ready (Lab.up){default}",
+                "s",
+                baseline_label=f"bare Mininet star, {hosts} hosts",
+                **kw,
+            )
+            td = self.fig(
+                f"teardown_{path.stem}",
+                f"{path.name} teardown (Lab.down)",
+                "s",
+                baseline_label=f"bare Mininet net.stop(), {hosts} hosts",
+                **({"target_text": "<= 2 s", "target": lambda f: f.median <= 2.0} if default else {}),
+            )
             for i in range(self.a.runs):
                 up, down, _ = self.timed_lab(plan)
                 bup, bdown = bare_network(hosts)
@@ -236,11 +278,15 @@ class Bench:
             for i in range(self.a.runs):
                 up, down, timings = self.timed_lab(plan)
                 bup, bdown = bare_network(n + 2)
-                say(f"star {n} run {i + 1}: ready {up:.2f} s (bare {bup:.2f} s), down {down:.2f} s (bare {bdown:.2f} s)")
+                say(
+                    f"star {n} run {i + 1}: ready {up:.2f} s (bare {bup:.2f} s), down {down:.2f} s (bare {bdown:.2f} s)"
+                )
                 f.values.append(up)
                 f.baseline_values.append(bup)
                 downs.append(down)
-                phases.append({k: round(v, 4) for k, v in timings.items() if "/" not in k or k.startswith(("dns", "dhcp/"))})
+                phases.append(
+                    {k: round(v, 4) for k, v in timings.items() if "/" not in k or k.startswith(("dns", "dhcp/"))}
+                )
             f.details["teardown_s"] = [round(x, 4) for x in downs]
             f.details["phases"] = phases
 
@@ -249,6 +295,7 @@ class Bench:
         campus skeleton (scenarios/star.yaml, once scenarios/default.yaml), end to end."""
         from lab.cli import DEFAULT_SCENARIO
         from lab.scenario.runner import run_scenario
+
         reports = self.tmp / "reports"
         todo = [("scenario_default", Path(DEFAULT_SCENARIO))]
         star = REPO / "scenarios" / "star.yaml"
@@ -264,8 +311,9 @@ class Bench:
                 wall = time.monotonic() - t
                 say(f"scenario {path.name} run {i + 1}: {result.status} in {wall:.2f} s")
                 if result.status != "passed":
-                    raise RuntimeError(f"scenario {path.name} {result.status}: {result.error or ''} "
-                                       f"(report {report_dir})")
+                    raise RuntimeError(
+                        f"scenario {path.name} {result.status}: {result.error or ''} (report {report_dir})"
+                    )
                 f.values.append(wall)
                 f.details.setdefault("runner_duration_s", []).append(result.duration)
                 f.details.setdefault("timings", []).append(result.timings)
@@ -276,19 +324,36 @@ class Bench:
         lab = self.lab(plan)
         try:
             lab.up()
-            mp = MailPath(lab, client="pc1", server_node="mail", server="mail.projet.dz", port=587,
-                          login="alice@projet.dz", sender="alice@projet.dz", rcpt="bob@projet.dz", store="mail",
-                          source_node="pc1", source_target=f"{lab.node('mail').ip}:25",
-                          source_helo=plan.nodes["pc1"].fqdn)
+            mp = MailPath(
+                lab,
+                client="pc1",
+                server_node="mail",
+                server="mail.projet.dz",
+                port=587,
+                login="alice@projet.dz",
+                sender="alice@projet.dz",
+                rcpt="bob@projet.dz",
+                store="mail",
+                source_node="pc1",
+                source_target=f"{lab.node('mail').ip}:25",
+                source_helo=plan.nodes["pc1"].fqdn,
+            )
             mp.warm_up()
             for c in self.a.conns:
                 kw: dict[str, Any] = {}
                 if c >= 4:
-                    kw = {"target_text": ">= 300 msg/s and >= 90% of smtp-source",
-                          "target": lambda f: f.median >= 300 and (f.ratio or 0) >= 0.9}
-                self.fig(f"mail_submission_c{c}", f"mail 587 STARTTLS+AUTH -> LMTP -> Maildir, {c} conn",
-                         "msg/s", higher_is_better=True,
-                         baseline_label=f"smtp-source -s {c} (plain, port 25)", **kw)
+                    kw = {
+                        "target_text": ">= 300 msg/s and >= 90% of smtp-source",
+                        "target": lambda f: f.median >= 300 and (f.ratio or 0) >= 0.9,
+                    }
+                self.fig(
+                    f"mail_submission_c{c}",
+                    f"mail 587 STARTTLS+AUTH -> LMTP -> Maildir, {c} conn",
+                    "msg/s",
+                    higher_is_better=True,
+                    baseline_label=f"smtp-source -s {c} (plain, port 25)",
+                    **kw,
+                )
             for i in range(self.a.runs):
                 for c in self.a.conns:
                     self.measure_mail(self.figures[f"mail_submission_c{c}"], mp, c, f"mail {c} conn run {i + 1}")
@@ -309,16 +374,31 @@ class Bench:
         plan = make_plan(load_topology(REPO / "topologies" / "dmz.yaml"))
         lab = self.lab(plan)
         c = self.a.relay_conns
-        f = self.fig(f"mail_relay_c{c}", f"mail MX relay ext-pc -> ext-mail -> fw -> mail, {c} conn", "msg/s",
-                     higher_is_better=True, baseline_label=f"smtp-source -s {c} in ext-mail (port 25)",
-                     target_text=">= 300 msg/s and >= 90% of smtp-source",
-                     target=lambda f: f.median >= 300 and (f.ratio or 0) >= 0.9)
+        f = self.fig(
+            f"mail_relay_c{c}",
+            f"mail MX relay ext-pc -> ext-mail -> fw -> mail, {c} conn",
+            "msg/s",
+            higher_is_better=True,
+            baseline_label=f"smtp-source -s {c} in ext-mail (port 25)",
+            target_text=">= 300 msg/s and >= 90% of smtp-source",
+            target=lambda f: f.median >= 300 and (f.ratio or 0) >= 0.9,
+        )
         try:
             lab.up()
-            mp = MailPath(lab, client="ext-pc", server_node="ext-mail", server="ext-mail.partenaire.dz", port=587,
-                          login="carol@partenaire.dz", sender="carol@partenaire.dz", rcpt="bob@projet.dz",
-                          store="mail", source_node="ext-mail", source_target="127.0.0.1:25",
-                          source_helo=plan.nodes["ext-mail"].fqdn)
+            mp = MailPath(
+                lab,
+                client="ext-pc",
+                server_node="ext-mail",
+                server="ext-mail.partenaire.dz",
+                port=587,
+                login="carol@partenaire.dz",
+                sender="carol@partenaire.dz",
+                rcpt="bob@projet.dz",
+                store="mail",
+                source_node="ext-mail",
+                source_target="127.0.0.1:25",
+                source_helo=plan.nodes["ext-mail"].fqdn,
+            )
             mp.warm_up()
             for i in range(self.a.runs):
                 self.measure_mail(f, mp, c, f"relay {c} conn run {i + 1}")
@@ -327,9 +407,15 @@ class Bench:
 
     def pcap(self) -> None:
         n = self.a.packets
-        f = self.fig("pcap_analysis", f"pcap analysis, {n:,} packets (lab.capture)", "pkt/s", higher_is_better=True,
-                     baseline_label="tshark -r FILE > /dev/null", target_text=">= 200k pkt/s and faster than tshark",
-                     target=lambda f: f.median >= 200_000 and (f.ratio or 0) > 1.0)
+        f = self.fig(
+            "pcap_analysis",
+            f"pcap analysis, {n:,} packets (lab.capture)",
+            "pkt/s",
+            higher_is_better=True,
+            baseline_label="tshark -r FILE > /dev/null",
+            target_text=">= 200k pkt/s and faster than tshark",
+            target=lambda f: f.median >= 200_000 and (f.ratio or 0) > 1.0,
+        )
         if shutil.which("tshark") is None:
             raise RuntimeError("tshark is not installed (apt-get install -y tshark)")
         pcap = self.tmp / f"bench-{n}.pcap"
@@ -365,13 +451,16 @@ class Bench:
             plan = make_plan(load_topology(path))
             conv = self.fig(f"ospf_ring{n}_convergence", f"OSPF convergence, ring of {n} routers", "s")
             rr = self.fig(f"ospf_ring{n}_reroute", f"OSPF reroute after cutting r1-r2, ring of {n} (settled)", "s")
-            ru = self.fig(f"ospf_ring{n}_reroute_unsettled",
-                          f"OSPF reroute, cut right after convergence, ring of {n}", "s")
+            ru = self.fig(
+                f"ospf_ring{n}_reroute_unsettled", f"OSPF reroute, cut right after convergence, ring of {n}", "s"
+            )
             for i in range(self.a.runs):
                 out = ospf_run(self.lab(plan), plan)
-                say(f"ring {n} run {i + 1}: ready {out['ready_s']:.2f} s, converged {out['convergence_s']:.2f} s "
+                say(
+                    f"ring {n} run {i + 1}: ready {out['ready_s']:.2f} s, converged {out['convergence_s']:.2f} s "
                     f"after FRR start; rerouted {out['settled']['reroute_s']:.3f} s after the cut "
-                    f"({out['unsettled']['reroute_s']:.3f} s when cut right after convergence)")
+                    f"({out['unsettled']['reroute_s']:.3f} s when cut right after convergence)"
+                )
                 conv.values.append(out["convergence_s"])
                 rr.values.append(out["settled"]["reroute_s"])
                 ru.values.append(out["unsettled"]["reroute_s"])
@@ -392,6 +481,7 @@ class Bench:
                 raise
             except Exception as exc:  # record and go on with the others
                 import traceback
+
                 self.errors[section] = f"{type(exc).__name__}: {exc}"
                 say(f"{section} failed: {exc}\n{traceback.format_exc()}")
             say(f"   {section} took {time.monotonic() - t:.1f} s, peak RSS so far {rss_mb():.0f} MB")
@@ -409,6 +499,7 @@ class Bench:
 
 # -- bare Mininet baseline ------------------------------------------------------------
 
+
 def bare_network(hosts: int) -> tuple[float, float]:
     """Build and start a bare Mininet star (LinuxBridge, ``hosts`` hosts, Mininet's own
     addressing, no services); return (build+start seconds, stop seconds)."""
@@ -416,13 +507,15 @@ def bare_network(hosts: int) -> tuple[float, float]:
     from mininet.net import Mininet
     from mininet.node import Host
     from mininet.nodelib import LinuxBridge
+
     mininet.log.setLogLevel("error")
     net = None
     up = down = float("nan")
     t = time.monotonic()
     try:
-        net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False, autoStaticArp=False,
-                      waitConnected=False)
+        net = Mininet(
+            topo=None, build=False, controller=None, autoSetMacs=False, autoStaticArp=False, waitConnected=False
+        )
         sw = net.addSwitch(f"{BARE}s1", cls=LinuxBridge, dpid="00000000000000f1")
         for i in range(1, hosts + 1):
             h = net.addHost(f"{BARE}h{i}", cls=Host)
@@ -439,6 +532,7 @@ def bare_network(hosts: int) -> tuple[float, float]:
 
 
 # -- mail ----------------------------------------------------------------------------
+
 
 def maildir_files(maildir: Path) -> dict[str, float]:
     """name -> ctime (when it appeared in new/ or cur/) of every message file."""
@@ -460,9 +554,24 @@ def maildir_files(maildir: Path) -> dict[str, float]:
 class MailPath:
     """One mail path of a running lab: our client and smtp-source, counted in a Maildir."""
 
-    def __init__(self, lab: Lab, *, client: str, server_node: str, server: str, port: int, login: str,
-                 sender: str, rcpt: str, store: str, source_node: str, source_target: str, source_helo: str):
+    def __init__(
+        self,
+        lab: Lab,
+        *,
+        client: str,
+        server_node: str,
+        server: str,
+        port: int,
+        login: str,
+        sender: str,
+        rcpt: str,
+        store: str,
+        source_node: str,
+        source_target: str,
+        source_helo: str,
+    ):
         from lab.services.mail import Dovecot
+
         self.lab = lab
         self.client, self.server, self.port = client, server, port
         self.login, self.sender, self.rcpt = login, sender, rcpt
@@ -486,32 +595,65 @@ class MailPath:
 
     def ours(self, messages: int, conns: int, timeout: float = 120) -> dict[str, Any]:
         self.tag += 1
-        payload = {"server": self.server, "port": self.port, "tls": "starttls", "login": self.login,
-                   "password": self.password, "sender": self.sender, "to": [self.rcpt], "conns": conns,
-                   "messages": messages, "ca_file": str(self.lab.dep.ca.ca_file), "size": 1000,
-                   "tag": f"{os.getpid()}.{self.tag}", "helo": self.lab.plan.nodes[self.client].fqdn,
-                   "timeout": 60}
+        payload = {
+            "server": self.server,
+            "port": self.port,
+            "tls": "starttls",
+            "login": self.login,
+            "password": self.password,
+            "sender": self.sender,
+            "to": [self.rcpt],
+            "conns": conns,
+            "messages": messages,
+            "ca_file": str(self.lab.dep.ca.ca_file),
+            "size": 1000,
+            "tag": f"{os.getpid()}.{self.tag}",
+            "helo": self.lab.plan.nodes[self.client].fqdn,
+            "timeout": 60,
+        }
         before = maildir_files(self.maildir)
-        r = self.lab.node(self.client).run([sys.executable, str(BENCH / "mailload.py"), json.dumps(payload)],
-                                           timeout=timeout)
+        r = self.lab.node(self.client).run(
+            [sys.executable, str(BENCH / "mailload.py"), json.dumps(payload)], timeout=timeout
+        )
         try:
             res = json.loads(r.stdout.strip().splitlines()[-1])
         except (IndexError, ValueError):
-            raise RuntimeError(f"mailload.py failed in {self.client} (exit {r.returncode}): "
-                               f"{(r.stderr or r.stdout).strip()[-1500:]}")
+            raise RuntimeError(
+                f"mailload.py failed in {self.client} (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-1500:]}"
+            ) from None
         if res["errors"] or res["accepted"] < messages:
             raise RuntimeError(f"mailload: {res['accepted']}/{messages} accepted: {res['errors']}")
         got, last = self._wait(before, res["accepted"], timeout)
         if got < res["accepted"] or last is None:
             raise RuntimeError(f"only {got} of {res['accepted']} messages reached {self.maildir} within {timeout} s")
         span = last - res["first_send"]
-        return {"messages": got, "conns": conns, "seconds": round(span, 4), "rate": got / span,
-                "client_s": round(res["done"] - res["first_send"], 4)}
+        return {
+            "messages": got,
+            "conns": conns,
+            "seconds": round(span, 4),
+            "rate": got / span,
+            "client_s": round(res["done"] - res["first_send"], 4),
+        }
 
     def smtp_source(self, messages: int, conns: int, timeout: float = 120) -> dict[str, Any]:
         before = maildir_files(self.maildir)
-        args = ["smtp-source", "-d", "-l", "1000", "-m", str(messages), "-s", str(conns),
-                "-M", self.source_helo, "-f", self.sender, "-t", self.rcpt, self.source_target]
+        args = [
+            "smtp-source",
+            "-d",
+            "-l",
+            "1000",
+            "-m",
+            str(messages),
+            "-s",
+            str(conns),
+            "-M",
+            self.source_helo,
+            "-f",
+            self.sender,
+            "-t",
+            self.rcpt,
+            self.source_target,
+        ]
         t0 = time.time()
         r = self.lab.node(self.source_node).run(args, timeout=timeout)
         done = time.time()
@@ -519,10 +661,18 @@ class MailPath:
             raise RuntimeError(f"smtp-source failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-1000:]}")
         got, last = self._wait(before, messages, timeout)
         if got < messages or last is None:
-            raise RuntimeError(f"only {got} of {messages} smtp-source messages reached {self.maildir} within {timeout} s")
+            raise RuntimeError(
+                f"only {got} of {messages} smtp-source messages reached {self.maildir} within {timeout} s"
+            )
         span = last - t0
-        return {"messages": got, "conns": conns, "seconds": round(span, 4), "rate": got / span,
-                "client_s": round(done - t0, 4), "command": " ".join(args)}
+        return {
+            "messages": got,
+            "conns": conns,
+            "seconds": round(span, 4),
+            "rate": got / span,
+            "client_s": round(done - t0, 4),
+            "command": " ".join(args),
+        }
 
     def warm_up(self) -> None:
         """One message each way first (DNS lookups, TLS session caches, process pools)."""
@@ -532,12 +682,14 @@ class MailPath:
 
 # -- OSPF ----------------------------------------------------------------------------
 
+
 def kernel_routes(pid: int) -> dict[str, str]:
     """prefix -> gateway ("" for connected) of the namespace of ``pid``, read from
     /proc/PID/net/route (no process spawned)."""
     import ipaddress
     import socket
     import struct
+
     out: dict[str, str] = {}
     try:
         with open(f"/proc/{pid}/net/route") as fh:
@@ -559,6 +711,7 @@ def ospf_run(lab: Lab, plan: Plan, timeout: float = 120, settle: float = 5.0) ->
     (the routers' SPF hold timers are still backed off by it), and again, after the
     link came back, once the routing has been quiet for ``settle`` seconds."""
     from lab.services.frr import Frr
+
     out: dict[str, Any] = {}
     try:
         t0 = time.monotonic()
@@ -614,16 +767,22 @@ def reroute(lab: Lab, plan: Plan, timeout: float = 30, interval: float = 0.01) -
     r1 = lab.node("r1").pid
     gw_before = kernel_routes(r1).get(lan2)
     replies: list[tuple[float, int]] = []
-    proc = subprocess.Popen(lab.node("h1").argv(["ping", "-n", "-D", "-i", str(interval), "-W", "1", target]),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        lab.node("h1").argv(["ping", "-n", "-D", "-i", str(interval), "-W", "1", target]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
 
     def read() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             if "bytes from" in line and line.startswith("["):
-                ts = float(line[1:line.index("]")])
+                ts = float(line[1 : line.index("]")])
                 seq = int(line.split("icmp_seq=")[1].split()[0])
                 replies.append((ts, seq))
+
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
@@ -650,9 +809,14 @@ def reroute(lab: Lab, plan: Plan, timeout: float = 30, interval: float = 0.01) -
         first = after[0]
         before = [r for r in replies if r[0] <= t_cut]
         lost = first[1] - (before[-1][1] if before else first[1]) - 1
-        return {"reroute_s": round(first[0] - t_cut, 4), "route_change_s": round(route_at - t_cut, 4),
-                "gateway_before": gw_before, "gateway_after": kernel_routes(r1).get(lan2),
-                "pings_lost": lost, "ping_interval_s": interval}
+        return {
+            "reroute_s": round(first[0] - t_cut, 4),
+            "route_change_s": round(route_at - t_cut, 4),
+            "gateway_before": gw_before,
+            "gateway_after": kernel_routes(r1).get(lan2),
+            "pings_lost": lost,
+            "ping_interval_s": interval,
+        }
     finally:
         proc.terminate()
         try:
@@ -663,6 +827,7 @@ def reroute(lab: Lab, plan: Plan, timeout: float = 30, interval: float = 0.01) -
 
 
 # -- output ---------------------------------------------------------------------------
+
 
 def fmt(v: float | None, unit: str) -> str:
     if v is None:
@@ -682,13 +847,25 @@ def table(figures: dict[str, Figure], errors: dict[str, str]) -> str:
     rows = [("figure", "median", "baseline", "ratio", "target", "met?")]
     for f in figures.values():
         met = {True: "yes", False: "NO", None: "-"}[f.met]
-        rows.append((f.label, fmt(f.median, f.unit), fmt(f.baseline, f.unit) if f.baseline_label else "-",
-                     f"{f.ratio:.2f}" if f.ratio is not None else "-", f.target_text or "-", met))
+        rows.append(
+            (
+                f.label,
+                fmt(f.median, f.unit),
+                fmt(f.baseline, f.unit) if f.baseline_label else "-",
+                f"{f.ratio:.2f}" if f.ratio is not None else "-",
+                f.target_text or "-",
+                met,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     lines = []
     for j, r in enumerate(rows):
-        lines.append(" | ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) if i < 4 else c.ljust(widths[i])
-                                for i, c in enumerate(r)).rstrip())
+        lines.append(
+            " | ".join(
+                c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) if i < 4 else c.ljust(widths[i])
+                for i, c in enumerate(r)
+            ).rstrip()
+        )
         if j == 0:
             lines.append("-+-".join("-" * w for w in widths))
     baselines = [f"  {f.label}: baseline = {f.baseline_label}" for f in figures.values() if f.baseline_label]
@@ -708,10 +885,16 @@ def other_labs() -> list[str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
-    ap.add_argument("--quick", action="store_true",
-                    help="tiny sizes, 1 run: star of 10, 20 messages, 20k-packet pcap, no 16-router ring")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, 1 run: star of 10, 20 messages, 20k-packet pcap, no 16-router ring",
+    )
     ap.add_argument("--runs", type=int, help="runs of every figure; the median is reported (default 3, quick 1)")
     ap.add_argument("--out", type=Path, help="JSON file (default reports/bench-<timestamp>.json)")
     ap.add_argument("--only", help="comma-separated sections: " + ",".join(SECTIONS))
@@ -746,6 +929,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
+
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupt)
 
@@ -759,13 +943,29 @@ def main(argv: list[str] | None = None) -> int:
         b.close()
     wall = time.monotonic() - T0
     out = {
-        "started": started, "wall_s": round(wall, 2), "quick": a.quick, "runs": a.runs,
-        "config": {"sections": a.only, "stars": a.stars, "messages": a.messages, "conns": a.conns,
-                   "relay_conns": a.relay_conns, "packets": a.packets, "rings": a.rings, "prefix": PREFIX},
-        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
-                    "loadavg_before": [round(x, 2) for x in load_before],
-                    "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-                    "other_labs_before": labs_before, "other_labs_after": other_labs()},
+        "started": started,
+        "wall_s": round(wall, 2),
+        "quick": a.quick,
+        "runs": a.runs,
+        "config": {
+            "sections": a.only,
+            "stars": a.stars,
+            "messages": a.messages,
+            "conns": a.conns,
+            "relay_conns": a.relay_conns,
+            "packets": a.packets,
+            "rings": a.rings,
+            "prefix": PREFIX,
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            "other_labs_before": labs_before,
+            "other_labs_after": other_labs(),
+        },
         "sections": b.sections,
         "figures": {k: f.as_json() for k, f in b.figures.items()},
         "errors": b.errors,

@@ -11,6 +11,7 @@
 Each function returns the path of a YAML file in ``directory``; load it with
 ``lab.model.topology.load_topology``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,10 +37,12 @@ def star(directory: Path, hosts: int) -> Path:
     data: dict[str, Any] = {
         "name": f"star{hosts}",
         "domain": "projet.dz",
-        "subnets": {"lan": {"cidr": "10.10.0.0/16",
-                            "dhcp": {"server": "dhcp", "pool": "10.10.1.0-10.10.255.254"}}},
-        "nodes": {"dns": {"role": "dns", "address": "10.10.0.2"},
-                  "dhcp": {"role": "dhcp", "address": "10.10.0.3"}, **nodes},
+        "subnets": {"lan": {"cidr": "10.10.0.0/16", "dhcp": {"server": "dhcp", "pool": "10.10.1.0-10.10.255.254"}}},
+        "nodes": {
+            "dns": {"role": "dns", "address": "10.10.0.2"},
+            "dhcp": {"role": "dhcp", "address": "10.10.0.3"},
+            **nodes,
+        },
         "links": [{"a": "dns", "b": "s1"}, {"a": "dhcp", "b": "s1"}, *links],
     }
     return _write(directory, f"star{hosts}", data)
@@ -62,7 +65,9 @@ def ring(directory: Path, routers: int) -> Path:
         nodes[f"h{i}"] = {"role": "host", "address": f"10.1.{i}.10"}
     for i in range(1, routers + 1):
         j = i % routers + 1
-        ring_links.append({"a": f"r{i}", "b": f"r{j}", "subnet": f"10.255.{(4 * (i - 1)) // 256}.{(4 * (i - 1)) % 256}/30"})
+        ring_links.append(
+            {"a": f"r{i}", "b": f"r{j}", "subnet": f"10.255.{(4 * (i - 1)) // 256}.{(4 * (i - 1)) % 256}/30"}
+        )
         lan_links.append({"a": f"r{i}", "b": f"s{i}"})
         lan_links.append({"a": f"h{i}", "b": f"s{i}"})
     data = {

@@ -4,6 +4,7 @@ Exit codes: 0 passed, 1 a step or assertion failed, 2 bad input (topology or
 scenario file), 3 environment problem (not root, missing package), 4 the lab could
 not be built or a daemon failed, 130 interrupted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ def _progress(enabled: bool) -> Any:
         if not tty:
             print(f"{stamp} {msg}", file=sys.stderr, flush=True)
             return
-        lasting = msg.lstrip().startswith(("PASSED", "FAILED", "ERROR", "lab ready", "capturing")) \
-            or msg.startswith("claimed")
+        lasting = msg.lstrip().startswith(("PASSED", "FAILED", "ERROR", "lab ready", "capturing")) or msg.startswith(
+            "claimed"
+        )
         width = max(20, __import__("shutil").get_terminal_size().columns - 1)
         line = f"{stamp} {msg}"
         if lasting:
@@ -57,12 +59,14 @@ def _progress(enabled: bool) -> Any:
         else:
             print(f"\r\033[K{line[:width]}", end="", file=sys.stderr, flush=True)
             state["transient"] = True
+
     return say
 
 
 def _terminate_as_interrupt() -> None:
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
+
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
 
@@ -74,12 +78,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     scn = load_scenario(args.scenario, topology=args.topology)
     _terminate_as_interrupt()
-    result, report_dir = run_scenario(scn, Path(args.reports), prefix=args.prefix,
-                                      progress=_progress(not args.quiet and not args.json))
+    result, report_dir = run_scenario(
+        scn, Path(args.reports), prefix=args.prefix, progress=_progress(not args.quiet and not args.json)
+    )
     if args.json:
-        print(json.dumps({"status": result.status, "report": str(report_dir), "run_id": result.run_id,
-                          "counts": result.counts, "duration": result.duration,
-                          "ready": result.timings.get("ready"), "error": result.error}))
+        print(
+            json.dumps(
+                {
+                    "status": result.status,
+                    "report": str(report_dir),
+                    "run_id": result.run_id,
+                    "counts": result.counts,
+                    "duration": result.duration,
+                    "ready": result.timings.get("ready"),
+                    "error": result.error,
+                }
+            )
+        )
     else:
         print(f"scenario {result.scenario} on {result.topology}: {result.status.upper()}")
         if result.error:
@@ -89,8 +104,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         c = result.counts
         print(f"{c['passed']} passed, {c['failed'] + c['error']} failed")
         ready = result.timings.get("ready")
-        print(f"lab ready in {ready:.2f} s, whole run {result.duration:.2f} s" if ready else
-              f"whole run {result.duration:.2f} s")
+        print(
+            f"lab ready in {ready:.2f} s, whole run {result.duration:.2f} s"
+            if ready
+            else f"whole run {result.duration:.2f} s"
+        )
         print(f"report: {report_dir}")
     if result.error:
         return 4
@@ -112,27 +130,28 @@ def _print_overrides(rows: list[dict[str, Any]]) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from dataclasses import asdict
+
+    from lab.model.load import load_topology
+    from lab.model.mailconfig import overrides_of
     from lab.model.scenario import load_scenario
-    from lab.model.topology import load_topology
     from lab.model.yamlload import load_file
 
+    params = _params(args.param)
     status = 0
     out = []
     for f in args.files:
         try:
             doc = load_file(f)
-            is_map = isinstance(doc.data, dict)
-            kind = "scenario" if is_map and ("steps" in doc.data or "topology" in doc.data) else "topology"
+            data = doc.data if isinstance(doc.data, dict) else {}
+            kind = "scenario" if "steps" in data or ("topology" in data and "nodes" not in data) else "topology"
             if kind == "scenario":
                 s = load_scenario(f)
-                text = f"{f}: valid scenario '{s.name}' ({len(s.steps)} steps, topology {s.topology.name})"
+                topo = s.topology
+                text = f"{f}: valid scenario '{s.name}' ({len(s.steps)} steps, topology {topo.name})"
             else:
-                t = load_topology(f)
-                text = f"{f}: valid topology '{t.name}' ({len(t.data.nodes)} nodes, {len(t.data.links)} links)"
-            from dataclasses import asdict as _asdict
-            from lab.model.plan import make_plan
-            plan = s.plan if kind == "scenario" else make_plan(t)
-            changed = [_asdict(o) for o in plan.overrides()]
+                topo = load_topology(f, params=params, src=doc)
+                text = f"{f}: valid topology '{topo.name}' ({len(topo.data.nodes)} nodes, {len(topo.data.links)} links)"
+            changed = [asdict(o) for o in overrides_of(topo.data)]
             out.append({"file": f, "valid": True, "kind": kind, "problems": [], "overrides": changed})
             if not args.json:
                 print(text)
@@ -149,6 +168,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     from lab.runtime.clean import clean
+
     if os.geteuid() != 0:
         raise_env("'lab clean' needs root to remove namespaces, links and daemons")
     report = clean(force=args.force)
@@ -162,48 +182,69 @@ def _need_root(what: str) -> None:
 
 
 def _pick_lab(prefix: str | None) -> dict[str, Any]:
+    from lab.deploy.holder import running_labs
     from lab.errors import EnvironmentProblem
-    from lab.runtime.holder import running_labs
+
     labs = running_labs()
     if prefix:
         labs = [lb for lb in labs if lb["prefix"] == prefix]
     if not labs:
-        raise EnvironmentProblem("no lab is up" + (f" with prefix {prefix}" if prefix else ""),
-                                 hint="start one with 'lab up TOPOLOGY'")
+        raise EnvironmentProblem(
+            "no lab is up" + (f" with prefix {prefix}" if prefix else ""), hint="start one with 'lab up TOPOLOGY'"
+        )
     if len(labs) > 1:
-        raise EnvironmentProblem("several labs are up: " + ", ".join(f"{lb['prefix']} ({lb['name']})" for lb in labs),
-                                 hint="choose one with --lab PREFIX")
+        raise EnvironmentProblem(
+            "several labs are up: " + ", ".join(f"{lb['prefix']} ({lb['name']})" for lb in labs),
+            hint="choose one with --lab PREFIX",
+        )
     return labs[0]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     import subprocess
     import tempfile
-    from lab.model.topology import load_topology
+
     from lab.errors import EnvironmentProblem
+    from lab.model.load import load_topology
+    from lab.runtime.proc import wait_until
+
     params = _params(args.param)
-    load_topology(args.topology, params=params)          # bad input: exit 2 before anything starts
+    load_topology(args.topology, params=params)  # bad input: exit 2 before anything starts
     _need_root("lab up")
     with tempfile.TemporaryDirectory(prefix="mail-lab-up-") as tmp:
         ready = Path(tmp) / "ready.json"
         log = Path(tmp) / "holder.log"
-        cmd = [sys.executable, "-m", "lab.runtime.holder", str(Path(args.topology).resolve()),
-               "--ready-file", str(ready)] + (["--prefix", args.prefix] if args.prefix else []) + \
-            [f"--param={k}={v}" for k, v in params.items()]
+        cmd = (
+            [sys.executable, "-m", "lab.deploy.holder", str(Path(args.topology).resolve()), "--ready-file", str(ready)]
+            + (["--prefix", args.prefix] if args.prefix else [])
+            + [f"--param={k}={v}" for k, v in params.items()]
+        )
         with open(log, "wb") as out:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, cwd=str(REPO))
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=str(REPO),
+            )
         say = _progress(not args.json)
-        shown = 0
-        while not ready.exists() or not ready.read_text():
+        shown = [0]
+
+        def up_yet() -> bool:
+            """The holder's progress lines as they come; true once it wrote the ready file."""
             if proc.poll() is not None and not ready.exists():
-                raise EnvironmentProblem(f"the lab holder exited ({proc.returncode}) before the lab was up:\n"
-                                         + log.read_text()[-3000:])
+                raise EnvironmentProblem(
+                    f"the lab holder exited ({proc.returncode}) before the lab was up:\n" + log.read_text()[-3000:]
+                )
             lines = log.read_text(errors="replace").splitlines()
-            for line in lines[shown:]:
+            for line in lines[shown[0] :]:
                 say(line)
-            shown = len(lines)
-            time.sleep(0.05)
+            shown[0] = len(lines)
+            return ready.exists() and bool(ready.read_text())
+
+        if not wait_until(up_yet, 3600, interval=0.05, max_interval=0.1).ok:
+            raise EnvironmentProblem("the lab holder did not report within an hour", hint="see 'lab list'")
         info = json.loads(ready.read_text())
     if "error" in info:
         proc.wait(timeout=60)
@@ -230,16 +271,23 @@ def _params(items: list[str]) -> dict[str, int]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not value.lstrip("-").isdigit():
-            raise InputError(problems=[__import__("lab.errors", fromlist=["Problem"]).Problem(
-                "--param", None, None, item, "expected NAME=NUMBER, e.g. depth=3")])
+            raise InputError(
+                problems=[
+                    __import__("lab.errors", fromlist=["Problem"]).Problem(
+                        "--param", None, None, item, "expected NAME=NUMBER, e.g. depth=3"
+                    )
+                ]
+            )
         out[key] = int(value)
     return out
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from lab.deploy.holder import running_labs
     from lab.runtime.clean import CleanReport, clean_prefix
-    from lab.runtime.holder import running_labs
-    from lab.runtime.rundir import pid_alive
+    from lab.runtime.proc import alive as pid_alive
+    from lab.runtime.proc import wait_until
+
     _need_root("lab down")
     labs = running_labs() if args.all else [_pick_lab(args.lab)]
     if not labs:
@@ -250,14 +298,14 @@ def cmd_down(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         if pid and pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
-            while pid_alive(pid) and time.monotonic() - t0 < 60:
-                time.sleep(0.05)
+            wait_until(lambda: not pid_alive(pid), 60, interval=0.05)  # noqa: B023 (used at once)
         claim = Path(info["claim"])
-        if claim.exists():    # the holder died without tearing down: clean what it left
+        if claim.exists():  # the holder died without tearing down: clean what it left
             report = CleanReport()
             owner = json.loads((claim / "owner.json").read_text()) if (claim / "owner.json").exists() else {}
             clean_prefix(info["prefix"], owner.get("state"), report)
             import shutil
+
             shutil.rmtree(claim, ignore_errors=True)
         print(f"lab {info['prefix']} ({info['name']}) is down ({time.monotonic() - t0:.2f} s)")
     return 0
@@ -265,12 +313,16 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_exec(args: argparse.Namespace) -> int:
     from lab.errors import EnvironmentProblem
+
     _need_root("lab exec")
     info = _pick_lab(args.lab)
     if args.node not in info["nodes"]:
         from lab.model.schema import suggest
-        raise EnvironmentProblem(f"no node '{args.node}' in lab {info['prefix']}",
-                                 hint=suggest(args.node, list(info["nodes"])) or "nodes: " + " ".join(info["nodes"]))
+
+        raise EnvironmentProblem(
+            f"no node '{args.node}' in lab {info['prefix']}",
+            hint=suggest(args.node, list(info["nodes"])) or "nodes: " + " ".join(info["nodes"]),
+        )
     command = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
     if not command:
         command = ["bash", "--norc", "-i"]
@@ -280,13 +332,15 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_cli(args: argparse.Namespace) -> int:
     from lab.interactive import LabCLI
+
     _need_root("lab cli")
     LabCLI(_pick_lab(args.lab)).cmdloop()
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from lab.runtime.holder import running_labs
+    from lab.deploy.holder import running_labs
+
     labs = running_labs()
     if args.json:
         print(json.dumps(labs))
@@ -299,9 +353,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
+    from lab.model.load import load_topology
     from lab.model.plan import make_plan
-    from lab.model.topology import load_topology
     from lab.report.svg import topology_svg
+
     plan = make_plan(load_topology(args.topology, params=_params(args.param)))
     svg = topology_svg(plan, title=plan.topology.name)
     if args.output and args.output != "-":
@@ -314,9 +369,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from lab.errors import EnvironmentProblem
+    from lab.model.load import load_topology
     from lab.model.plan import make_plan
-    from lab.model.topology import load_topology
     from lab.report.html import write_html
+
     run = Path(args.run)
     if not run.is_dir():
         run = Path(args.reports) / args.run
@@ -328,7 +384,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         plan = make_plan(load_topology(summary["topology_file"]))
     except (LabError, OSError, KeyError):
-        pass   # the report still renders, without the diagram
+        pass  # the report still renders, without the diagram
     out = write_html(summary, plan, run)
     print(f"wrote {out}")
     return 0
@@ -336,28 +392,34 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     from lab.model.jsonschema import schema
-    print(json.dumps(schema(args.kind), indent=2))
+    from lab.report.results import summary_schema
+
+    print(json.dumps(summary_schema() if args.kind == "summary" else schema(args.kind), indent=2))
     return 0
 
 
 def raise_env(msg: str) -> None:
     from lab.errors import EnvironmentProblem
+
     raise EnvironmentProblem(msg, hint="run it with sudo, or as root")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lab", description="mail-lab: build a real network with Mininet, deploy "
-                                "Postfix, Dovecot, BIND and Kea on it, run a scenario, report.",
-                                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=f"mail-lab {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    r = sub.add_parser("run", help="build the lab, run a scenario, write a report, tear down",
-                       description="Build the scenario's topology, deploy its services, run its steps and write "
-                       "summary.json, junit.xml, configs and logs to REPORTS/<run-id>/. Always tears down.",
-                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("scenario", nargs="?", default=str(DEFAULT_SCENARIO),
-                   help=f"scenario YAML file (default: {DEFAULT_SCENARIO.relative_to(REPO)})")
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """'lab run'. The default scenario is an absolute path: the command works from any directory."""
+    r = sub.add_parser(
+        "run",
+        help="build the lab, run a scenario, write a report, tear down",
+        description="Build the scenario's topology, deploy its services, run its steps and write "
+        "summary.json, junit.xml, configs and logs to REPORTS/<run-id>/. Always tears down.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument(
+        "scenario",
+        nargs="?",
+        default=str(DEFAULT_SCENARIO),
+        help=f"scenario YAML file (default: {DEFAULT_SCENARIO.relative_to(REPO)})",
+    )
     r.add_argument("--reports", default=str(DEFAULT_REPORTS), help="where run reports go (default: reports/)")
     r.add_argument("--prefix", help="kernel name prefix for this lab (default: the first free ml<N>)")
     r.add_argument("--topology", help="run the scenario on this topology instead of its own (grade a student's)")
@@ -365,64 +427,148 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     r.set_defaults(func=cmd_run)
 
-    v = sub.add_parser("validate", help="check topology or scenario files (no root needed)",
-                       description="Check files without building anything. Errors name file:line:column and field.")
+
+def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """'lab validate'. It only reads files, so it takes many at once and answers in JSON for editors and CI."""
+    v = sub.add_parser(
+        "validate",
+        help="check topology or scenario files (no root needed)",
+        description="Check files without building anything. Errors name file:line:column and field.",
+    )
     v.add_argument("files", nargs="+", help="topology or scenario YAML files")
-    v.add_argument("--json", action="store_true", help="print the problems as JSON (file, line, column, field, message, hint)")
+    v.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="size of a generated topology, e.g. --param depth=3",
+    )
+    v.add_argument(
+        "--json", action="store_true", help="print the problems as JSON (file, line, column, field, message, hint)"
+    )
     v.set_defaults(func=cmd_validate)
 
-    u = sub.add_parser("up", help="build and deploy a topology and keep it running",
-                       description="Build the topology and deploy its services in a background process, print "
-                       "how to reach it, and return. 'lab exec', 'lab cli' and 'lab down' work on it.",
-                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """'lab up'. The build of 'lab run' without a scenario; --param sizes a generated topology."""
+    u = sub.add_parser(
+        "up",
+        help="build and deploy a topology and keep it running",
+        description="Build the topology and deploy its services in a background process, print "
+        "how to reach it, and return. 'lab exec', 'lab cli' and 'lab down' work on it.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     u.add_argument("topology", help="topology YAML file")
     u.add_argument("--prefix", help="kernel name prefix (default: the first free ml<N>)")
-    u.add_argument("--param", action="append", default=[], metavar="NAME=N",
-                   help="size of a generated topology, e.g. --param depth=3")
+    u.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="size of a generated topology, e.g. --param depth=3",
+    )
     u.add_argument("--json", action="store_true", help="print the lab's nodes as JSON")
     u.set_defaults(func=cmd_up)
 
+
+def _add_down(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """'lab down'. Several labs may be up at once: --lab picks one, --all stops every one."""
     d = sub.add_parser("down", help="stop a lab started by 'lab up' and remove everything it made")
     d.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
     d.add_argument("--all", action="store_true", help="every lab started by 'lab up'")
     d.set_defaults(func=cmd_down)
 
-    e = sub.add_parser("exec", help="run a command inside a node of the running lab",
-                       description="Run CMD inside NODE's network and mount namespaces (its own resolv.conf, "
-                       "its addresses). Without CMD, an interactive shell. Exit status: CMD's.")
+
+def _add_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """'lab exec'. Everything after the node is the command, kept whole (REMAINDER): its options are not read as ours."""
+    e = sub.add_parser(
+        "exec",
+        help="run a command inside a node of the running lab",
+        description="Run CMD inside NODE's network and mount namespaces (its own resolv.conf, "
+        "its addresses). Without CMD, an interactive shell. Exit status: CMD's.",
+    )
     e.add_argument("node")
     e.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
     e.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
     e.set_defaults(func=cmd_exec)
 
+
+def _add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """'lab cli'. The prompt works on one lab: only which one, when several are up, needs saying."""
     cl = sub.add_parser("cli", help="a Mininet-style prompt on the running lab (pc1 ping mail)")
     cl.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
     cl.set_defaults(func=cmd_cli)
 
+
+def _add_list(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """'lab list'. --json is for scripts that look for a running lab before they use it."""
     ls = sub.add_parser("list", help="the labs started by 'lab up' that are running")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
+
+def _add_graph(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """'lab graph'. It draws the plan only (nothing is built, no root needed); --param as for 'lab up'."""
     g = sub.add_parser("graph", help="draw a topology as SVG (no root needed)")
     g.add_argument("topology")
     g.add_argument("-o", "--output", help="write to this file (default: standard output)")
     g.add_argument("--param", action="append", default=[], metavar="NAME=N")
     g.set_defaults(func=cmd_graph)
 
+
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """'lab report'. A folder or a run id, so a report can be rendered again, e.g. after the templates change."""
     rp = sub.add_parser("report", help="render a run's report.html again from its summary.json")
     rp.add_argument("run", help="a report folder, or a run id under --reports")
     rp.add_argument("--reports", default=str(DEFAULT_REPORTS))
     rp.set_defaults(func=cmd_report)
 
+
+def _add_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """'lab schema'. The JSON Schemas, for editors' completion and for checking summary.json with other tools."""
     sc = sub.add_parser("schema", help="print the JSON Schema of topology, scenario or summary files")
     sc.add_argument("kind", choices=["topology", "scenario", "summary"])
     sc.set_defaults(func=cmd_schema)
 
-    c = sub.add_parser("clean", help="remove what killed runs left (namespaces, links, daemons)",
-                       description="Remove the leftovers of labs whose owning process is gone: their host "
-                       "processes and daemons, bridges and veth links, state directories. Live labs are left alone.")
+
+def _add_clean(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """'lab clean'. Live labs are left alone unless --force: another user's lab may be running on this machine."""
+    c = sub.add_parser(
+        "clean",
+        help="remove what killed runs left (namespaces, links, daemons)",
+        description="Remove the leftovers of labs whose owning process is gone: their host "
+        "processes and daemons, bridges and veth links, state directories. Live labs are left alone.",
+    )
     c.add_argument("--force", action="store_true", help="also remove labs whose owner is still running")
     c.set_defaults(func=cmd_clean)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `lab` parser; one helper per command keeps each command's options together, in `lab --help` order."""
+    p = argparse.ArgumentParser(
+        prog="lab",
+        description="mail-lab: build a real network with Mininet, deploy "
+        "Postfix, Dovecot, BIND and Kea on it, run a scenario, report.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"mail-lab {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _add_run,
+        _add_validate,
+        _add_up,
+        _add_down,
+        _add_exec,
+        _add_cli,
+        _add_list,
+        _add_graph,
+        _add_report,
+        _add_schema,
+        _add_clean,
+    ):
+        add(sub)
     return p
 
 

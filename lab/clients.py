@@ -6,6 +6,7 @@ pass or fail; these only report.  Name resolution goes through the host's own
 resolv.conf (bind-mounted over /etc/resolv.conf inside the host), so a broken DNS
 setup breaks these clients the way it would break a student's mail program.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +23,7 @@ from typing import Any
 
 
 def _tls_context(ca_file: str, keylog: str | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=ca_file)   # verification stays on
+    ctx = ssl.create_default_context(cafile=ca_file)  # verification stays on
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if keylog:
         ctx.keylog_filename = keylog
@@ -35,10 +36,13 @@ def _tls_facts(obj: Any) -> dict[str, Any]:
     try:
         cipher = obj.cipher()
         cert = obj.getpeercert() or {}
-        return {"tls_version": obj.version(), "cipher": cipher[0] if cipher else None,
-                "peer_subject": dict(x[0] for x in cert.get("subject", ())).get("commonName"),
-                "peer_san": [v for k, v in cert.get("subjectAltName", ())]}
-    except Exception:  # noqa: BLE001 - facts are best effort
+        return {
+            "tls_version": obj.version(),
+            "cipher": cipher[0] if cipher else None,
+            "peer_subject": dict(x[0] for x in cert.get("subject", ())).get("commonName"),
+            "peer_san": [v for k, v in cert.get("subjectAltName", ())],
+        }
+    except Exception:
         return {}
 
 
@@ -55,8 +59,15 @@ async def _send(p: dict[str, Any]) -> dict[str, Any]:
     msg.set_content(p["body"])
     ctx = _tls_context(p["ca_file"], p.get("keylog"))
     implicit = p["tls"] == "implicit"
-    client = aiosmtplib.SMTP(hostname=p["server"], port=p["port"], use_tls=implicit, start_tls=False,
-                             tls_context=ctx, timeout=p.get("timeout", 20), local_hostname=p.get("helo"))
+    client = aiosmtplib.SMTP(
+        hostname=p["server"],
+        port=p["port"],
+        use_tls=implicit,
+        start_tls=False,
+        tls_context=ctx,
+        timeout=p.get("timeout", 20),
+        local_hostname=p.get("helo"),
+    )
     t0 = time.monotonic()
     try:
         resp = await client.connect()
@@ -64,21 +75,25 @@ async def _send(p: dict[str, Any]) -> dict[str, Any]:
         out["stage"] = "ehlo"
         await client.ehlo()
         out["ehlo_before_tls"] = sorted(client.esmtp_extensions)
-        out["auth_before_tls"] = sorted(m.upper() for m in client.server_auth_methods) if "auth" in client.esmtp_extensions else []
+        out["auth_before_tls"] = (
+            sorted(m.upper() for m in client.server_auth_methods) if "auth" in client.esmtp_extensions else []
+        )
         if p["tls"] == "starttls":
             out["stage"] = "starttls"
             await client.starttls()
             out["stage"] = "ehlo"
             await client.ehlo()
         out["ehlo"] = sorted(client.esmtp_extensions)
-        out["auth_methods"] = sorted(m.upper() for m in client.server_auth_methods) if "auth" in client.esmtp_extensions else []
+        out["auth_methods"] = (
+            sorted(m.upper() for m in client.server_auth_methods) if "auth" in client.esmtp_extensions else []
+        )
         transport = client.transport
         out.update(_tls_facts(transport.get_extra_info("ssl_object") if transport else None))
         if p.get("login"):
             out["stage"] = "auth"
             await client.login(p["login"], p["password"])
         out["stage"] = "mail"
-        code, text = await client.mail(p["sender"])
+        _code, _text = await client.mail(p["sender"])
         out["stage"] = "rcpt"
         refused = {}
         for rcpt in p["to"]:
@@ -104,7 +119,7 @@ async def _send(p: dict[str, Any]) -> dict[str, Any]:
     except aiosmtplib.SMTPResponseException as exc:
         out["code"] = exc.code
         out["error"] = f"{exc.code} {exc.message}"
-    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+    except (TimeoutError, aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         out["seconds"] = round(time.monotonic() - t0, 4)
@@ -120,9 +135,13 @@ def send(p: dict[str, Any]) -> dict[str, Any]:
 def _summary(raw: bytes) -> dict[str, Any]:
     m = email.message_from_bytes(raw, policy=email.policy.default)
     body = m.get_body(preferencelist=("plain",))
-    return {"message_id": str(m.get("Message-ID", "")).strip(), "subject": str(m.get("Subject", "")),
-            "from": str(m.get("From", "")), "body": body.get_content() if body else "",
-            "received": len(m.get_all("Received", []) or [])}
+    return {
+        "message_id": str(m.get("Message-ID", "")).strip(),
+        "subject": str(m.get("Subject", "")),
+        "from": str(m.get("From", "")),
+        "body": body.get_content() if body else "",
+        "received": len(m.get_all("Received", []) or []),
+    }
 
 
 def fetch(p: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +149,7 @@ def fetch(p: dict[str, Any]) -> dict[str, Any]:
     ctx = _tls_context(p["ca_file"], p.get("keylog"))
     proto = p["protocol"]
     t0 = time.monotonic()
+    conn: imaplib.IMAP4 | poplib.POP3  # IMAP4_SSL / POP3_SSL are subclasses
     try:
         if proto.startswith("imap"):
             port = p.get("port") or (993 if proto == "imaps" else 143)
@@ -146,9 +166,9 @@ def fetch(p: dict[str, Any]) -> dict[str, Any]:
             conn.login(p["login"], p["password"])
             out["stage"] = "select"
             conn.select("INBOX", readonly=True)
-            typ, data = conn.search(None, "ALL")
+            _typ, data = conn.search(None, "ALL")
             for num in data[0].split():
-                typ, parts = conn.fetch(num, "(RFC822)")
+                _typ, parts = conn.fetch(num, "(RFC822)")
                 raw = next(x[1] for x in parts if isinstance(x, tuple))
                 out["messages"].append(_summary(raw))
             conn.logout()
@@ -294,8 +314,14 @@ async def _flood(p: dict[str, Any]) -> dict[str, Any]:
         queue.put_nowait(mid)
 
     async def worker() -> None:
-        client = aiosmtplib.SMTP(hostname=p["server"], port=p["port"], start_tls=False, tls_context=ctx,
-                                 timeout=p.get("timeout", 60), local_hostname=p.get("helo"))
+        client = aiosmtplib.SMTP(
+            hostname=p["server"],
+            port=p["port"],
+            start_tls=False,
+            tls_context=ctx,
+            timeout=p.get("timeout", 60),
+            local_hostname=p.get("helo"),
+        )
         try:
             await client.connect()
             await client.ehlo()
@@ -316,7 +342,7 @@ async def _flood(p: dict[str, Any]) -> dict[str, Any]:
                 except aiosmtplib.SMTPException as exc:
                     errors.append(f"{mid}: {exc}")
             await client.quit()
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             errors.append(f"connection: {type(exc).__name__}: {exc}")
         finally:
             if client.is_connected:
@@ -324,15 +350,95 @@ async def _flood(p: dict[str, Any]) -> dict[str, Any]:
 
     t0 = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(p["connections"])))
-    return {"ok": not errors and len(accepted) == len(ids), "accepted": accepted, "errors": errors[:50],
-            "error_count": len(errors), "seconds": round(time.monotonic() - t0, 4)}
+    return {
+        "ok": not errors and len(accepted) == len(ids),
+        "accepted": accepted,
+        "errors": errors[:50],
+        "error_count": len(errors),
+        "seconds": round(time.monotonic() - t0, 4),
+    }
 
 
 def flood(p: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(_flood(p))
 
 
-KINDS = {"send": send, "fetch": fetch, "dns": resolve, "smtp": smtp_probe, "flood": flood}
+def probe(p: dict[str, Any]) -> dict[str, Any]:
+    """Is a port open (something answers), closed (refused) or filtered (silence)?
+
+    UDP: a DNS server ignores garbage, so port 53 is asked a real question."""
+    import socket
+
+    ip, port, proto, timeout = p["ip"], int(p["port"]), p["proto"], float(p["timeout"])
+    t0 = time.monotonic()
+    if proto == "tcp":
+        s = socket.socket()
+        s.settimeout(timeout)
+        try:
+            s.connect((ip, port))
+            state = "open"
+        except ConnectionRefusedError:
+            state = "closed"
+        except TimeoutError:
+            state = "filtered"
+        except OSError as e:
+            state = "filtered" if e.errno in (113, 101) else f"error: {e}"
+        finally:
+            s.close()
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(timeout)
+        s.connect((ip, port))
+        payload = bytes.fromhex("123401000001000000000000000006000001") if port == 53 else b"mail-lab probe"
+        try:
+            s.send(payload)
+            s.recv(512)
+            state = "open"
+        except ConnectionRefusedError:
+            state = "closed"
+        except TimeoutError:
+            state = "filtered"
+        finally:
+            s.close()
+    return {"state": state, "seconds": round(time.monotonic() - t0, 4)}
+
+
+def listen(p: dict[str, Any]) -> dict[str, Any]:
+    """A listener for a probe: says 'listening' (or 'inuse' when a daemon of the lab
+    already holds the port) on its own line, then accepts until it is killed."""
+    import errno
+    import socket
+
+    port, proto = int(p["port"]), p["proto"]
+    s = socket.socket() if proto == "tcp" else socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("0.0.0.0", port))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            print("inuse", flush=True)
+            return {"state": "inuse"}
+        raise
+    print("listening", flush=True)
+    if proto == "tcp":
+        s.listen(16)
+        while True:
+            c, _ = s.accept()
+            c.close()
+    while True:
+        _, addr = s.recvfrom(2048)
+        s.sendto(b"ok", addr)
+
+
+KINDS = {
+    "send": send,
+    "fetch": fetch,
+    "dns": resolve,
+    "smtp": smtp_probe,
+    "flood": flood,
+    "probe": probe,
+    "listen": listen,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -4,6 +4,7 @@ Library code raises; only the CLI turns an error into an exit code.  The codes a
 the documented exit codes of `lab`: 1 assertions failed, 2 bad input, 3 environment
 problem (not root, missing package), 4 a lab failed to build or a daemon failed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,10 +41,19 @@ class Problem:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        text = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        field, message = visible(self.field), visible(self.message)
+        text = f"{where}: {field}: {message}" if field else f"{where}: {message}"
         if self.hint:
-            text += f"\n  hint: {self.hint}"
+            text += f"\n  hint: {visible(self.hint)}"
         return text
+
+
+#: control characters a user's value may carry, shown as escapes (one problem, one line)
+_ESCAPES = {i: f"\\x{i:02x}" for i in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t", 0: "\\0", 127: "\\x7f"}
+
+
+def visible(text: str) -> str:
+    return text.translate(_ESCAPES)
 
 
 @dataclass
@@ -77,8 +87,7 @@ class BuildError(LabError):
 class ServiceError(BuildError):
     """A daemon failed its config check, failed to start or never became ready."""
 
-    def __init__(self, node: str, daemon: str, message: str, *, log_tail: str = "",
-                 hint: str | None = None):
+    def __init__(self, node: str, daemon: str, message: str, *, log_tail: str = "", hint: str | None = None):
         text = f"{node}: {daemon}: {message}"
         if log_tail.strip():
             indented = "\n".join("    " + line for line in log_tail.rstrip().splitlines())

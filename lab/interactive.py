@@ -5,6 +5,7 @@ process; this one reaches the nodes the way ``lab exec`` does (``mnexec -a PID``
 and keeps Mininet's syntax: ``pc1 ping -c1 mail`` runs ``ping`` inside pc1, with
 node names in the arguments replaced by their addresses.
 """
+
 from __future__ import annotations
 
 import cmd
@@ -14,8 +15,10 @@ from typing import Any
 
 
 class LabCLI(cmd.Cmd):
-    intro = ("mail-lab CLI on lab {prefix} ({name}). 'help' for commands, '<node> <command>' runs a command "
-             "inside a node (node names become addresses), 'exit' leaves (the lab keeps running).")
+    intro = (
+        "mail-lab CLI on lab {prefix} ({name}). 'help' for commands, '<node> <command>' runs a command "
+        "inside a node (node names become addresses), 'exit' leaves (the lab keeps running)."
+    )
     prompt = "mail-lab> "
 
     def __init__(self, info: dict[str, Any]):
@@ -29,7 +32,8 @@ class LabCLI(cmd.Cmd):
         args = [self.nodes[a]["addresses"][0] if a in self.nodes and self.nodes[a]["addresses"] else a for a in args]
         return subprocess.call(["mnexec", "-a", pid, *args])
 
-    def default(self, line: str) -> bool:
+    # typeshed types Cmd.default as -> None, but Cmd.onecmd returns its result as the stop flag
+    def default(self, line: str) -> bool:  # type: ignore[override]
         parts = shlex.split(line)
         if parts and parts[0] in self.nodes:
             if len(parts) == 1:
@@ -63,8 +67,13 @@ class LabCLI(cmd.Cmd):
                 if a == b or not nb["addresses"]:
                     continue
                 total += 1
-                ok = subprocess.call(["mnexec", "-a", str(self.nodes[a]["pid"]), "ping", "-c1", "-W1",
-                                      nb["addresses"][0]], stdout=subprocess.DEVNULL) == 0
+                ok = (
+                    subprocess.call(
+                        ["mnexec", "-a", str(self.nodes[a]["pid"]), "ping", "-c1", "-W1", nb["addresses"][0]],
+                        stdout=subprocess.DEVNULL,
+                    )
+                    == 0
+                )
                 lost += not ok
                 row.append(b if ok else "X")
             print(f"{a} -> {' '.join(row)}")

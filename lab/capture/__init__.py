@@ -9,11 +9,40 @@
 The analysis modules never import the runtime: they need only the pcap files (and,
 for TLS 1.3 certificates, the clients' key log).
 """
-from lab.capture.analyse import (analyse_captures, analyse_pcap, dhcp, dns, nat, nat_mapping, path,
-                                 plaintext_credentials, tls_facts)
+
+from lab.capture.analyse import (
+    analyse_captures,
+    analyse_pcap,
+    dhcp,
+    dns,
+    nat,
+    nat_mapping,
+    path,
+    plaintext_credentials,
+    tls_facts,
+)
 from lab.capture.capture import CaptureError, CaptureSet, CaptureStats, LinkCapture, specs_for_lab, start_captures
 from lab.capture.pcap import Flow, Parsed, PcapError, flows, parse
 
-__all__ = ["CaptureError", "CaptureSet", "CaptureStats", "Flow", "LinkCapture", "Parsed", "PcapError",
-           "analyse_captures", "analyse_pcap", "dhcp", "dns", "flows", "nat", "nat_mapping", "parse", "path",
-           "plaintext_credentials", "specs_for_lab", "start_captures", "tls_facts"]
+__all__ = [
+    "CaptureError",
+    "CaptureSet",
+    "CaptureStats",
+    "Flow",
+    "LinkCapture",
+    "Parsed",
+    "PcapError",
+    "analyse_captures",
+    "analyse_pcap",
+    "dhcp",
+    "dns",
+    "flows",
+    "nat",
+    "nat_mapping",
+    "parse",
+    "path",
+    "plaintext_credentials",
+    "specs_for_lab",
+    "start_captures",
+    "tls_facts",
+]

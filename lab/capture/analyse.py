@@ -4,6 +4,7 @@ Every function is pure: pcap files (or ``Parsed`` results of ``lab.capture.pcap.
 in, plain JSON-ready dicts out.  Parse a file once and hand the ``Parsed`` to several
 functions when more than one fact is needed.
 """
+
 from __future__ import annotations
 
 import re
@@ -11,14 +12,23 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from lab.capture.mailproto import (IMPLICIT_TLS_PORTS, find_starttls, protocol_of, reply_after,
-                                   scan_credentials)
+from lab.capture.mailproto import IMPLICIT_TLS_PORTS, find_starttls, protocol_of, reply_after, scan_credentials
 from lab.capture.netsvc import dhcp, dns
 from lab.capture.pcap import C2S, S2C, Flow, Parsed, parse, paused_gc
 from lab.capture.tls import KeyLog, analyse_tls, looks_like_tls, read_keylog
 
-__all__ = ["tls_facts", "plaintext_credentials", "path", "nat", "nat_mapping", "dhcp", "dns",
-           "flow_key", "analyse_pcap", "analyse_captures"]
+__all__ = [
+    "analyse_captures",
+    "analyse_pcap",
+    "dhcp",
+    "dns",
+    "flow_key",
+    "nat",
+    "nat_mapping",
+    "path",
+    "plaintext_credentials",
+    "tls_facts",
+]
 
 PcapLike = str | Path | Parsed
 KeyLogLike = str | Path | Iterable[str | Path] | KeyLog | None
@@ -46,9 +56,19 @@ def tls_facts(flow: Flow, keylog: KeyLogLike = None) -> dict[str, Any]:
     kl = _keylog(keylog)
     c2s, s2c = flow.stream(C2S), flow.stream(S2C)
     proto = protocol_of(flow) if flow.kept else None
-    out: dict[str, Any] = {"flow": flow.name, "link": flow.link, "protocol": proto, "tls": False,
-                           "mode": None, "starttls_at": None, "version": None, "cipher": None, "sni": None,
-                           "client_bytes": len(c2s.data), "server_bytes": len(s2c.data)}
+    out: dict[str, Any] = {
+        "flow": flow.name,
+        "link": flow.link,
+        "protocol": proto,
+        "tls": False,
+        "mode": None,
+        "starttls_at": None,
+        "version": None,
+        "cipher": None,
+        "sni": None,
+        "client_bytes": len(c2s.data),
+        "server_bytes": len(s2c.data),
+    }
     if not flow.kept or flow.proto != 6:
         out["note"] = "stream not kept (not a mail or HTTPS port)"
         return out
@@ -62,7 +82,7 @@ def tls_facts(flow: Flow, keylog: KeyLogLike = None) -> dict[str, Any]:
             out["starttls_command_packet"] = st.command_packet
             out["starttls_reply"] = st.reply
             out["starttls_reply_packet"] = st.reply_packet
-            if st.accepted and looks_like_tls(c2s.data[st.c2s_at:st.c2s_at + 3]):
+            if st.accepted and looks_like_tls(c2s.data[st.c2s_at : st.c2s_at + 3]):
                 out["mode"] = "starttls"
                 c_at, s_at = st.c2s_at, st.s2c_at
                 out["starttls_at"] = st.c2s_at
@@ -106,14 +126,25 @@ def plaintext_credentials(flows: Iterable[Flow] | PcapLike) -> list[dict[str, An
         clear_end = st.c2s_at if st is not None and st.accepted else len(c2s.data)
         for cred in scan_credentials(c2s.data[:clear_end], proto):
             reply = reply_after(f, cred.offset, cred.tag)
-            findings.append({
-                "link": f.link, "packet": c2s.packet_at(cred.offset), "flow": f.name,
-                "client": f.key[1], "server": f.key[3], "server_port": f.sport,
-                "protocol": proto, "command": cred.command, "user": cred.user, "what": cred.what,
-                "evidence": cred.evidence, "stream_offset": cred.offset,
-                "starttls_after": st is not None and st.accepted,   # sent in clear, then the session upgraded
-                "server_reply": reply[0] if reply else None, "reply_packet": reply[1] if reply else None,
-            })
+            findings.append(
+                {
+                    "link": f.link,
+                    "packet": c2s.packet_at(cred.offset),
+                    "flow": f.name,
+                    "client": f.key[1],
+                    "server": f.key[3],
+                    "server_port": f.sport,
+                    "protocol": proto,
+                    "command": cred.command,
+                    "user": cred.user,
+                    "what": cred.what,
+                    "evidence": cred.evidence,
+                    "stream_offset": cred.offset,
+                    "starttls_after": st is not None and st.accepted,  # sent in clear, then the session upgraded
+                    "server_reply": reply[0] if reply else None,
+                    "reply_packet": reply[1] if reply else None,
+                }
+            )
     return findings
 
 
@@ -152,18 +183,26 @@ def path(pcaps_by_link: Mapping[str, PcapLike], key: Any, *, follow_nat: bool = 
         if f is not None:
             found[link] = (f, False)
     if follow_nat and found:
-        anchor_link, (anchor, _) = next(iter(found.items()))
+        _anchor_link, (anchor, _) = next(iter(found.items()))
         for link, p in parsed.items():
             if link in found:
                 continue
             m = _match_flow(anchor, p.flows, window=2.0)
             if m is not None:
                 found[link] = (m, True)
-    seen = []
+    seen: list[dict[str, Any]] = []
     for link, (f, translated) in found.items():
-        entry = {"link": link, "flow": f.name, "first": round(f.first_ts, 6), "first_packet": f.first_packet,
-                 "packets": f.packets, "c2s_packets": f.pk[C2S], "s2c_packets": f.pk[S2C],
-                 "ttl_c2s": sorted(f.ttl[C2S]), "ttl_s2c": sorted(f.ttl[S2C])}
+        entry: dict[str, Any] = {
+            "link": link,
+            "flow": f.name,
+            "first": round(f.first_ts, 6),
+            "first_packet": f.first_packet,
+            "packets": f.packets,
+            "c2s_packets": f.pk[C2S],
+            "s2c_packets": f.pk[S2C],
+            "ttl_c2s": sorted(f.ttl[C2S]),
+            "ttl_s2c": sorted(f.ttl[S2C]),
+        }
         if translated:
             entry["translated"] = True
         seen.append(entry)
@@ -171,12 +210,15 @@ def path(pcaps_by_link: Mapping[str, PcapLike], key: Any, *, follow_nat: bool = 
     hops = []
     for a, b in zip(seen, seen[1:]):
         ta, tb = a["ttl_c2s"], b["ttl_c2s"]
-        hops.append({"from": a["link"], "to": b["link"],
-                     "routers": (max(ta) - max(tb)) if ta and tb else None})
+        hops.append({"from": a["link"], "to": b["link"], "routers": (max(ta) - max(tb)) if ta and tb else None})
     first_ttl = seen[0]["ttl_c2s"] if seen else []
-    return {"flow": f"{k[0]} {k[1]}:{k[2]} > {k[3]}:{k[4]}", "links": seen, "hops": hops,
-            "missing": [link for link in parsed if link not in found],
-            "client_initial_ttl": _initial_ttl(max(first_ttl)) if first_ttl else None}
+    return {
+        "flow": f"{k[0]} {k[1]}:{k[2]} > {k[3]}:{k[4]}",
+        "links": seen,
+        "hops": hops,
+        "missing": [link for link in parsed if link not in found],
+        "client_initial_ttl": _initial_ttl(max(first_ttl)) if first_ttl else None,
+    }
 
 
 def _initial_ttl(ttl: int) -> int:
@@ -228,20 +270,35 @@ def nat(pcap_a: PcapLike, pcap_b: PcapLike, *, window: float = 2.0) -> list[dict
             continue
         used.add(id(fb))
         ka, kb = fa.key, fb.key
-        rewritten = [name for name, i in (("client", 1), ("client_port", 2), ("server", 3), ("server_port", 4))
-                     if ka[i] != kb[i]]
-        out.append({"a": _key_dict(ka, pa.link), "b": _key_dict(kb, pb.link),
-                    "matched_by": "tcp initial sequence numbers" if fa.proto == 6
-                    else "ip id of the first packet and packet counts",
-                    "rewritten": rewritten, "kind": _nat_kind(rewritten),
-                    "ttl_c2s": {pa.link: sorted(fa.ttl[C2S]), pb.link: sorted(fb.ttl[C2S])},
-                    "packets": {pa.link: fa.packets, pb.link: fb.packets}})
+        rewritten = [
+            name for name, i in (("client", 1), ("client_port", 2), ("server", 3), ("server_port", 4)) if ka[i] != kb[i]
+        ]
+        out.append(
+            {
+                "a": _key_dict(ka, pa.link),
+                "b": _key_dict(kb, pb.link),
+                "matched_by": "tcp initial sequence numbers"
+                if fa.proto == 6
+                else "ip id of the first packet and packet counts",
+                "rewritten": rewritten,
+                "kind": _nat_kind(rewritten),
+                "ttl_c2s": {pa.link: sorted(fa.ttl[C2S]), pb.link: sorted(fb.ttl[C2S])},
+                "packets": {pa.link: fa.packets, pb.link: fb.packets},
+            }
+        )
     return out
 
 
 def _key_dict(k: tuple[str, str, int, str, int], link: str) -> dict[str, Any]:
-    return {"link": link, "flow": f"{k[0]} {k[1]}:{k[2]} > {k[3]}:{k[4]}", "proto": k[0], "client": k[1],
-            "client_port": k[2], "server": k[3], "server_port": k[4]}
+    return {
+        "link": link,
+        "flow": f"{k[0]} {k[1]}:{k[2]} > {k[3]}:{k[4]}",
+        "proto": k[0],
+        "client": k[1],
+        "client_port": k[2],
+        "server": k[3],
+        "server_port": k[4],
+    }
 
 
 def _nat_kind(rewritten: list[str]) -> str:
@@ -263,8 +320,9 @@ def nat_mapping(matches: list[dict[str, Any]]) -> dict[str, str]:
 
 
 # -- everything for a run ---------------------------------------------------------------------
-def analyse_pcap(pcap: PcapLike, keylog: KeyLogLike = None, *, link: str | None = None,
-                 services: bool = True) -> dict[str, Any]:
+def analyse_pcap(
+    pcap: PcapLike, keylog: KeyLogLike = None, *, link: str | None = None, services: bool = True
+) -> dict[str, Any]:
     """One link's capture: flows, TLS per kept flow, credentials in clear, DHCP, DNS."""
     with paused_gc():
         return _analyse_pcap(pcap, keylog, link=link, services=services)
@@ -273,11 +331,18 @@ def analyse_pcap(pcap: PcapLike, keylog: KeyLogLike = None, *, link: str | None 
 def _analyse_pcap(pcap: PcapLike, keylog: KeyLogLike, *, link: str | None, services: bool) -> dict[str, Any]:
     p = pcap if isinstance(pcap, Parsed) else parse(pcap, link=link)
     kl = _keylog(keylog)
-    out: dict[str, Any] = {"link": p.link, "file": p.path, "packets": p.packets, "truncated": p.truncated,
-                           "counts": p.counts, "first": p.first_ts, "last": p.last_ts,
-                           "flows": [f.to_dict() for f in p.flows],
-                           "tls": [tls_facts(f, kl) for f in p.flows if f.kept and f.packets > 0],
-                           "credentials": plaintext_credentials(p.flows)}
+    out: dict[str, Any] = {
+        "link": p.link,
+        "file": p.path,
+        "packets": p.packets,
+        "truncated": p.truncated,
+        "counts": p.counts,
+        "first": p.first_ts,
+        "last": p.last_ts,
+        "flows": [f.to_dict() for f in p.flows],
+        "tls": [tls_facts(f, kl) for f in p.flows if f.kept and f.packets > 0],
+        "credentials": plaintext_credentials(p.flows),
+    }
     if services:
         out["dhcp"] = dhcp(p)
         out["dns"] = dns(p)
@@ -291,6 +356,8 @@ def analyse_captures(pcaps_by_link: Mapping[str, PcapLike], keylog: KeyLogLike =
     for link, pcap in pcaps_by_link.items():
         p = pcap if isinstance(pcap, Parsed) else parse(pcap, link=link)
         links[link] = analyse_pcap(p, kl)
-    return {"links": links,
-            "credentials": [c for v in links.values() for c in v["credentials"]],
-            "tls": [t for v in links.values() for t in v["tls"]]}
+    return {
+        "links": links,
+        "credentials": [c for v in links.values() for c in v["credentials"]],
+        "tls": [t for v in links.values() for t in v["tls"]],
+    }

@@ -1,7 +1,7 @@
 """One tcpdump per link, writing ``<outdir>/<link>.pcap``.
 
 Why tcpdump and not an in-process sniffer: on this machine tcpdump kept every packet of
-20k at 150k+ packets/s while scapy's sniffer lost 98% (DESIGN.md, "Capture").  So the
+20k at 150k+ packets/s while scapy's sniffer lost 98% (docs/architecture.md, "Facts measured on this machine").  So the
 lab captures with tcpdump and analyses the files afterwards (``lab.capture.analyse``).
 
 A capture is *ready* only once tcpdump has said ``listening on`` on stderr: the packet
@@ -14,6 +14,7 @@ A spec is plain data, so a runner can build it from its own model of the network
     {"link": "pc1-s1", "iface": "ml1b1-4", "netns_pid": None}   # root-side bridge port
     {"link": "r1-r2",  "iface": "eth1",    "netns_pid": 4242}   # inside a node (mnexec -a PID)
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ from typing import Any
 
 from lab.errors import LabError
 
-TCPDUMP_BUFFER_KIB = 32768      # per link; kernel drops must stay at 0 even on a busy 2-core machine
+TCPDUMP_BUFFER_KIB = 32768  # per link; kernel drops must stay at 0 even on a busy 2-core machine
 
 
 class CaptureError(LabError):
@@ -40,18 +41,21 @@ class CaptureError(LabError):
 
 @dataclass(frozen=True)
 class CaptureSpec:
-    link: str                       # the link's name in the topology, e.g. "pc1-s1"; names the file
-    iface: str                      # kernel interface to listen on
-    netns_pid: int | None = None    # None: root namespace; else a pid inside the node's namespace
-    filter: str | None = None       # a BPF expression (tcpdump's own syntax); None: every packet
+    link: str  # the link's name in the topology, e.g. "pc1-s1"; names the file
+    iface: str  # kernel interface to listen on
+    netns_pid: int | None = None  # None: root namespace; else a pid inside the node's namespace
+    filter: str | None = None  # a BPF expression (tcpdump's own syntax); None: every packet
 
     @classmethod
     def of(cls, spec: "CaptureSpec | Mapping[str, Any]") -> "CaptureSpec":
         if isinstance(spec, CaptureSpec):
             return spec
-        return cls(link=str(spec["link"]), iface=str(spec["iface"]),
-                   netns_pid=None if spec.get("netns_pid") is None else int(spec["netns_pid"]),
-                   filter=spec.get("filter"))
+        return cls(
+            link=str(spec["link"]),
+            iface=str(spec["iface"]),
+            netns_pid=None if spec.get("netns_pid") is None else int(spec["netns_pid"]),
+            filter=spec.get("filter"),
+        )
 
 
 @dataclass
@@ -59,14 +63,14 @@ class CaptureStats:
     link: str
     iface: str
     file: str
-    packets: int | None = None      # "N packets captured" (written to the file)
-    received: int | None = None     # "N packets received by filter"
-    dropped: int | None = None      # "N packets dropped by kernel"
+    packets: int | None = None  # "N packets captured" (written to the file)
+    received: int | None = None  # "N packets received by filter"
+    dropped: int | None = None  # "N packets dropped by kernel"
     dropped_by_interface: int | None = None
-    bytes: int = 0                  # size of the pcap file
+    bytes: int = 0  # size of the pcap file
     returncode: int | None = None
     seconds: float = 0.0
-    stderr: str = ""                # tcpdump's own words, for the report when counters are missing
+    stderr: str = ""  # tcpdump's own words, for the report when counters are missing
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -95,15 +99,33 @@ def parse_tcpdump_counters(stderr: str) -> dict[str, int | None]:
     return out
 
 
-def tcpdump_argv(iface: str, file: Path, netns_pid: int | None = None, *,
-                 buffer_kib: int = TCPDUMP_BUFFER_KIB, tcpdump: str = "tcpdump",
-                 bpf: str | None = None) -> list[str]:
+def tcpdump_argv(
+    iface: str,
+    file: Path,
+    netns_pid: int | None = None,
+    *,
+    buffer_kib: int = TCPDUMP_BUFFER_KIB,
+    tcpdump: str = "tcpdump",
+    bpf: str | None = None,
+) -> list[str]:
     # -U: flush per packet (a killed run still leaves a readable file); -s 0: whole packets;
     # --immediate-mode: no batching delay; -n: never resolve names (no DNS from the capture)
     # Inside a node tcpdump writes to its stdout, a file opened here: the node may have
     # a private /tmp (or any folder) where the run's report folder is not visible.
-    argv = [tcpdump, "-i", iface, "-w", str(file) if netns_pid is None else "-", "-U", "-s", "0",
-            "--immediate-mode", "-B", str(buffer_kib), "-n"]
+    argv = [
+        tcpdump,
+        "-i",
+        iface,
+        "-w",
+        str(file) if netns_pid is None else "-",
+        "-U",
+        "-s",
+        "0",
+        "--immediate-mode",
+        "-B",
+        str(buffer_kib),
+        "-n",
+    ]
     if bpf:
         argv.append(bpf)
     if netns_pid is not None:
@@ -114,12 +136,12 @@ def tcpdump_argv(iface: str, file: Path, netns_pid: int | None = None, *,
 class LinkCapture:
     """tcpdump on one link."""
 
-    def __init__(self, spec: CaptureSpec | Mapping[str, Any], outdir: Path, *,
-                 buffer_kib: int = TCPDUMP_BUFFER_KIB):
+    def __init__(self, spec: CaptureSpec | Mapping[str, Any], outdir: Path, *, buffer_kib: int = TCPDUMP_BUFFER_KIB):
         self.spec = CaptureSpec.of(spec)
         self.file = Path(outdir) / f"{_safe(self.spec.link)}.pcap"
-        self.argv = tcpdump_argv(self.spec.iface, self.file, self.spec.netns_pid, buffer_kib=buffer_kib,
-                                 bpf=self.spec.filter)
+        self.argv = tcpdump_argv(
+            self.spec.iface, self.file, self.spec.netns_pid, buffer_kib=buffer_kib, bpf=self.spec.filter
+        )
         self.proc: subprocess.Popen[bytes] | None = None
         self._err = bytearray()
         self.ready = False
@@ -143,11 +165,14 @@ class LinkCapture:
             # own session: a Ctrl-C on the terminal must not stop the capture before the
             # runner has stopped the steps; the runner stops tcpdump itself, by pid
             with open(self.file, "wb") if self.spec.netns_pid is not None else open(os.devnull, "wb") as out:
-                self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                             stderr=subprocess.PIPE, start_new_session=True)
+                self.proc = subprocess.Popen(
+                    self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, start_new_session=True
+                )
         except OSError as exc:
-            raise CaptureError(f"{self.link}: cannot run tcpdump: {exc}",
-                               hint="install tcpdump (scripts/setup.sh); capturing needs root") from exc
+            raise CaptureError(
+                f"{self.link}: cannot run tcpdump: {exc}",
+                hint="install tcpdump (scripts/setup.sh); capturing needs root",
+            ) from exc
         os.set_blocking(self.proc.stderr.fileno(), False)  # type: ignore[union-attr]
 
     def _read_stderr(self) -> bool:
@@ -241,9 +266,11 @@ def wait_all_ready(captures: Sequence[LinkCapture], timeout: float) -> None:
                     pending.pop(c.link, None)
                 if not c.ready and not alive:
                     c.proc.wait()
-                    raise CaptureError(f"{c.link}: tcpdump on {c.spec.iface} exited with status "
-                                       f"{c.proc.returncode}: {c.stderr.strip()[-800:]}",
-                                       hint="check the interface name and that the run is root")
+                    raise CaptureError(
+                        f"{c.link}: tcpdump on {c.spec.iface} exited with status "
+                        f"{c.proc.returncode}: {c.stderr.strip()[-800:]}",
+                        hint="check the interface name and that the run is root",
+                    )
     finally:
         sel.close()
 
@@ -264,7 +291,7 @@ class CaptureSet:
         """Stop every tcpdump (all signalled first, then waited), return the counters."""
         if self.stats is not None:
             return self.stats
-        for c in self.captures:          # signal all first: they flush in parallel
+        for c in self.captures:  # signal all first: they flush in parallel
             c.interrupt()
         self.stats = [c.stop(timeout) for c in self.captures]
         return self.stats
@@ -276,8 +303,13 @@ class CaptureSet:
         self.stop()
 
 
-def start_captures(specs: Iterable[CaptureSpec | Mapping[str, Any]], outdir: Path | str, *,
-                   timeout: float = 10.0, buffer_kib: int = TCPDUMP_BUFFER_KIB) -> CaptureSet:
+def start_captures(
+    specs: Iterable[CaptureSpec | Mapping[str, Any]],
+    outdir: Path | str,
+    *,
+    timeout: float = 10.0,
+    buffer_kib: int = TCPDUMP_BUFFER_KIB,
+) -> CaptureSet:
     """Start one tcpdump per spec and return once all are listening.
 
     On any failure the captures already started are stopped before the error propagates.
@@ -302,7 +334,7 @@ def start_captures(specs: Iterable[CaptureSpec | Mapping[str, Any]], outdir: Pat
 
 
 def specs_for_lab(lab: Any) -> list[CaptureSpec]:
-    """One spec per link of a running ``lab.runtime.lab.Lab``, named ``<a>-<b>`` as in the topology.
+    """One spec per link of a running ``lab.deploy.lab.Lab``, named ``<a>-<b>`` as in the topology.
 
     Host-to-switch links are captured on the root-side bridge port (``<prefix>b<N>-<M>``);
     a link with no end in the root namespace (host to host) inside its first node.

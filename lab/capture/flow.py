@@ -1,15 +1,17 @@
 """A conversation in one pcap and its reassembled TCP streams (built by ``lab.capture.pcap``)."""
+
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lab.capture.pcap import PcapFile
+    from lab.capture.pcapfile import PcapFile
 
-STREAM_LIMIT = 64 * 1024                      # bytes reassembled per direction
+STREAM_LIMIT = 64 * 1024  # bytes reassembled per direction
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6"}
 C2S, S2C = 0, 1
 # fields of Flow.sides[direction]
@@ -18,6 +20,7 @@ _FLAGSTR = ["", "F", "S", "SF", "R", "FR", "SR", "SFR"]
 
 # TCP flag bits
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
 
 def fmt_addr(raw: bytes) -> str:
     if len(raw) == 4:
@@ -32,9 +35,9 @@ class Stream:
     data: bytes = b""
     # (stream offset, packet number) at the start of each segment that added bytes
     marks: list[tuple[int, int]] = field(default_factory=list)
-    gap_at: int | None = None        # stream offset of the first missing byte, if any
-    truncated: bool = False          # the limit cut the stream
-    retransmitted: int = 0           # segments that brought nothing new
+    gap_at: int | None = None  # stream offset of the first missing byte, if any
+    truncated: bool = False  # the limit cut the stream
+    retransmitted: int = 0  # segments that brought nothing new
 
     def offset_after(self, packet: int | None) -> int:
         """Stream offset of the first byte carried by a packet numbered above ``packet``."""
@@ -65,17 +68,43 @@ class Flow:
     non-service port, else the first sender.
     """
 
-    __slots__ = ("proto", "client", "cport", "server", "sport", "sides", "first_off", "first_packet",
-                 "keep", "_pf", "link", "_streams", "first_ts", "last_ts", "memo")
+    __slots__ = (
+        "_pf",
+        "_streams",
+        "client",
+        "cport",
+        "first_off",
+        "first_packet",
+        "first_ts",
+        "keep",
+        "last_ts",
+        "link",
+        "memo",
+        "proto",
+        "server",
+        "sides",
+        "sport",
+    )
 
-    def __init__(self, proto: int, client: bytes, cport: int, server: bytes, sport: int,
-                 first_off: int, first_packet: int, keep: bool):
+    def __init__(
+        self,
+        proto: int,
+        client: bytes,
+        cport: int,
+        server: bytes,
+        sport: int,
+        first_off: int,
+        first_packet: int,
+        keep: bool,
+    ):
         self.proto = proto
         self.client, self.cport, self.server, self.sport = client, cport, server, sport
         # one mutable list per direction, indexed by the S_* constants: the parse loop
         # updates these with subscripts, the cheapest store CPython has
-        self.sides = [[0, 0, 0, set(), [] if keep else None, 0, None, None, first_off],
-                      [0, 0, 0, set(), [] if keep else None, 0, None, None, first_off]]
+        self.sides: list[list[Any]] = [
+            [0, 0, 0, set(), [] if keep else None, 0, None, None, first_off],
+            [0, 0, 0, set(), [] if keep else None, 0, None, None, first_off],
+        ]
         self.first_off = first_off
         self.first_packet = first_packet
         self.keep = keep
@@ -83,7 +112,7 @@ class Flow:
         self.link = ""
         self._streams: list[Stream] | None = None
         self.first_ts = self.last_ts = 0.0
-        self.memo: dict[str, Any] = {}     # analysers cache per-flow results here (e.g. STARTTLS)
+        self.memo: dict[str, Any] = {}  # analysers cache per-flow results here (e.g. STARTTLS)
 
     # -- per direction (index with C2S / S2C) ---------------------------------------------
     @property
@@ -124,9 +153,14 @@ class Flow:
     def key(self) -> tuple[str, str, int, str, int]:
         k = self.memo.get("key")
         if k is None:
-            k = self.memo["key"] = (self.proto_name, fmt_addr(self.client), self.cport,
-                                    fmt_addr(self.server), self.sport)
-        return k  # type: ignore[no-any-return]
+            k = self.memo["key"] = (
+                self.proto_name,
+                fmt_addr(self.client),
+                self.cport,
+                fmt_addr(self.server),
+                self.sport,
+            )
+        return k
 
     @property
     def name(self) -> str:
@@ -152,12 +186,13 @@ class Flow:
             self._streams = [self._assemble(C2S, limit), self._assemble(S2C, limit)]
         return self._streams[direction]
 
+    # ``bytes`` here would name the property above, hence ``builtins.bytes``
     @property
-    def c2s(self) -> bytes:
+    def c2s(self) -> builtins.bytes:
         return self.stream(C2S).data
 
     @property
-    def s2c(self) -> bytes:
+    def s2c(self) -> builtins.bytes:
         return self.stream(S2C).data
 
     def _assemble(self, d: int, limit: int) -> Stream:
@@ -179,18 +214,18 @@ class Flow:
                 break
             marks.append((have, n))
             if have + ln > limit:
-                parts.append(buf[a:a + limit - have])
+                parts.append(buf[a : a + limit - have])
                 have = limit
                 st.truncated = True
                 break
-            parts.append(buf[a:a + ln])
+            parts.append(buf[a : a + ln])
             have += ln
         if not ordered:
             parts, have = [], 0
             marks.clear()
             rel = sorted((((s - base) & 0xFFFFFFFF), n, a, ln) for s, n, a, ln in segs)
             for r, n, a, ln in rel:
-                if r >= 0x80000000:            # before the base: a retransmitted SYN payload, ignore
+                if r >= 0x80000000:  # before the base: a retransmitted SYN payload, ignore
                     st.retransmitted += 1
                     continue
                 if r > have:
@@ -202,7 +237,7 @@ class Flow:
                 skip = have - r
                 take = min(ln - skip, limit - have)
                 marks.append((have, n))
-                parts.append(buf[a + skip:a + skip + take])
+                parts.append(buf[a + skip : a + skip + take])
                 have += take
                 if have >= limit:
                     st.truncated = True
@@ -213,9 +248,18 @@ class Flow:
     def to_dict(self) -> dict[str, Any]:
         p, c, cp, s, sp = self.key
         out: dict[str, Any] = {
-            "flow": self.name, "link": self.link, "proto": p, "client": c, "client_port": cp,
-            "server": s, "server_port": sp, "first": round(self.first_ts, 6), "last": round(self.last_ts, 6),
-            "first_packet": self.first_packet, "packets": self.packets, "bytes": self.bytes,
+            "flow": self.name,
+            "link": self.link,
+            "proto": p,
+            "client": c,
+            "client_port": cp,
+            "server": s,
+            "server_port": sp,
+            "first": round(self.first_ts, 6),
+            "last": round(self.last_ts, 6),
+            "first_packet": self.first_packet,
+            "packets": self.packets,
+            "bytes": self.bytes,
         }
         tcp = self.proto == 6
         for d, label in ((C2S, "c2s"), (S2C, "s2c")):
@@ -251,5 +295,3 @@ class Datagram:
     dport: int
     payload: bytes
     src_mac: str = ""
-
-

@@ -3,6 +3,7 @@
 Works on a TCP flow's two reassembled streams (``lab.capture.pcap.Flow``).  The protocol
 is known from the server port, else guessed from the server's greeting.
 """
+
 from __future__ import annotations
 
 import base64
@@ -15,8 +16,7 @@ from typing import Any
 from lab.capture.pcap import C2S, S2C, Flow
 from lab.capture.tls import looks_like_tls
 
-PORT_PROTOCOL = {25: "smtp", 587: "smtp", 465: "smtp", 143: "imap", 993: "imap", 110: "pop3", 995: "pop3",
-                 443: "https"}
+PORT_PROTOCOL = {25: "smtp", 587: "smtp", 465: "smtp", 143: "imap", 993: "imap", 110: "pop3", 995: "pop3", 443: "https"}
 IMPLICIT_TLS_PORTS = frozenset({465, 993, 995, 443})
 
 _LINE = re.compile(rb"[^\n]*\n")
@@ -25,8 +25,8 @@ _LINE = re.compile(rb"[^\n]*\n")
 @dataclass
 class Line:
     offset: int
-    text: str          # without the line end
-    end: int           # offset after the line end
+    text: str  # without the line end
+    end: int  # offset after the line end
 
 
 def lines(data: bytes, start: int = 0, stop: int | None = None) -> Iterator[Line]:
@@ -50,12 +50,12 @@ def protocol_of(flow: Flow) -> str | None:
 
 @dataclass
 class StartTLS:
-    command_at: int            # c2s offset of the STARTTLS/STLS command
+    command_at: int  # c2s offset of the STARTTLS/STLS command
     command_packet: int | None
-    reply: str                 # the server's reply line
+    reply: str  # the server's reply line
     reply_packet: int | None
     accepted: bool
-    c2s_at: int                # where TLS begins in each direction (when accepted)
+    c2s_at: int  # where TLS begins in each direction (when accepted)
     s2c_at: int
 
 
@@ -83,7 +83,7 @@ def find_starttls(flow: Flow, proto: str | None = None) -> StartTLS | None:
     key = f"starttls:{proto}"
     if key not in flow.memo:
         flow.memo[key] = _find_starttls(flow, proto)
-    return flow.memo[key]  # type: ignore[no-any-return]
+    return flow.memo[key]
 
 
 def _find_starttls(flow: Flow, proto: str | None) -> StartTLS | None:
@@ -93,7 +93,7 @@ def _find_starttls(flow: Flow, proto: str | None) -> StartTLS | None:
     c2s, s2c = c2s_stream.data, s2c_stream.data
     cmd = None
     for ln in lines(c2s):
-        if looks_like_tls(c2s[ln.offset:ln.offset + 3]):
+        if looks_like_tls(c2s[ln.offset : ln.offset + 3]):
             break
         m = _STARTTLS_CMD[proto].match(ln.text)
         if m:
@@ -105,18 +105,17 @@ def _find_starttls(flow: Flow, proto: str | None) -> StartTLS | None:
     cmd_packet = c2s_stream.packet_at(ln.offset)
     tag = m.group(1) if proto == "imap" else None
     reply = None
-    for r in lines(s2c, s2c_stream.offset_after(cmd_packet)):   # replies sent after the command
+    for r in lines(s2c, s2c_stream.offset_after(cmd_packet)):  # replies sent after the command
         if proto == "imap" and not r.text.startswith(f"{tag} "):
-            continue                                    # untagged lines before the tagged reply
+            continue  # untagged lines before the tagged reply
         if proto == "smtp" and len(r.text) > 3 and r.text[3] == "-":
-            continue                                    # a multi-line reply: wait for its last line
+            continue  # a multi-line reply: wait for its last line
         reply = r
         break
     if reply is None:
         return StartTLS(ln.offset, cmd_packet, "", None, False, ln.end, len(s2c))
     accepted = bool(_READY[proto].match(reply.text))
-    return StartTLS(ln.offset, cmd_packet, reply.text, s2c_stream.packet_at(reply.offset), accepted,
-                    ln.end, reply.end)
+    return StartTLS(ln.offset, cmd_packet, reply.text, s2c_stream.packet_at(reply.offset), accepted, ln.end, reply.end)
 
 
 # -- credentials in clear ----------------------------------------------------------------------
@@ -147,12 +146,12 @@ def _imap_args(rest: str) -> list[str]:
 
 @dataclass
 class Credential:
-    offset: int            # c2s offset of the line that carried it
+    offset: int  # c2s offset of the line that carried it
     protocol: str
     command: str
     user: str | None
     what: str
-    evidence: str          # the line(s), secrets masked
+    evidence: str  # the line(s), secrets masked
     tag: str | None = None
 
 
@@ -166,70 +165,106 @@ def scan_credentials(data: bytes, proto: str) -> list[Credential]:
         ln = ls[i]
         words = ln.text.split()
         up = [w.upper() for w in words]
-        nxt = ls[i + 1] if i + 1 < len(ls) else None
-        nxt2 = ls[i + 2] if i + 2 < len(ls) else None
-        # SASL inside SMTP ("AUTH ..."), IMAP ("tag AUTHENTICATE ...") and POP3 ("AUTH ...")
-        sasl = None
-        tag = None
-        if proto in ("smtp", "pop3") and up[:1] == ["AUTH"] and len(up) >= 2:
-            sasl = (up[1], words[2] if len(words) > 2 else None)
-        elif proto == "imap" and len(up) >= 3 and up[1] == "AUTHENTICATE":
-            tag = words[0]
-            sasl = (up[2], words[3] if len(words) > 3 else None)
+        sasl = _sasl_start(proto, words, up)
         if sasl is not None:
-            mech, initial = sasl
-            label = f"{proto.upper()} {'AUTHENTICATE' if proto == 'imap' else 'AUTH'} {mech}"
-            if mech == "PLAIN":
-                if initial and initial != "=":
-                    blob, consumed = initial, 0
-                else:
-                    blob, consumed = (nxt.text if nxt else None), 1
-                user = _plain_user(blob) if blob else None
-                if user is None:
-                    consumed = 0                       # not a PLAIN response: a cancelled exchange
-                else:
-                    found.append(Credential(ln.offset, proto, label, user,
-                                            f"{label}: user {user!r} and password in clear (base64 is not encryption)",
-                                            f"{' '.join(words[:2 if proto != 'imap' else 3])} <base64 of user and password>",
-                                            tag))
-                i += 1 + consumed
-                continue
-            if mech == "LOGIN":
-                if initial:
-                    user_b64, pw_line, consumed = initial, nxt, 1
-                else:
-                    user_b64, pw_line, consumed = (nxt.text if nxt else None), nxt2, 2
-                raw_user = _b64(user_b64) if user_b64 else None
-                if raw_user is None or pw_line is None or _b64(pw_line.text) is None:
-                    i += 1                             # no base64 answers followed: nothing crossed
-                    continue
-                user = raw_user.decode(errors="replace")
-                found.append(Credential(ln.offset, proto, label, user,
-                                        f"{label}: user {user!r} and password in clear (base64 is not encryption)",
-                                        f"{' '.join(words[:2 if proto != 'imap' else 3])}, then <base64 user>, "
-                                        "<base64 password>", tag))
-                i += 1 + consumed
-                continue
-            if mech in ("XOAUTH2", "OAUTHBEARER"):
-                found.append(Credential(ln.offset, proto, label, None, f"{label}: bearer token in clear",
-                                        f"{' '.join(words[:2])} <token>", tag))
-            i += 1
+            cred, used = _sasl_credential(proto, ln, words, *sasl, ls[i + 1 : i + 3])
+            if cred is not None:
+                found.append(cred)
+            i += used
             continue
         if proto == "imap" and len(up) >= 2 and up[1] == "LOGIN":
             args = _imap_args(ln.text.split(None, 2)[2] if len(words) > 2 else "")
             user = args[0] if args else None
-            found.append(Credential(ln.offset, proto, "IMAP LOGIN", user,
-                                    f"IMAP LOGIN: user {user!r} and password in clear",
-                                    f"{words[0]} LOGIN {user} ********", words[0]))
+            found.append(
+                Credential(
+                    ln.offset,
+                    proto,
+                    "IMAP LOGIN",
+                    user,
+                    f"IMAP LOGIN: user {user!r} and password in clear",
+                    f"{words[0]} LOGIN {user} ********",
+                    words[0],
+                )
+            )
         elif proto == "pop3" and up[:1] == ["USER"] and len(words) >= 2:
             pop_user = (ln.offset, words[1])
         elif proto == "pop3" and up[:1] == ["PASS"]:
             user = pop_user[1] if pop_user else None
-            found.append(Credential(ln.offset, proto, "POP3 USER/PASS", user,
-                                    f"POP3 USER/PASS: user {user!r} and password in clear",
-                                    f"USER {user} / PASS ********"))
+            found.append(
+                Credential(
+                    ln.offset,
+                    proto,
+                    "POP3 USER/PASS",
+                    user,
+                    f"POP3 USER/PASS: user {user!r} and password in clear",
+                    f"USER {user} / PASS ********",
+                )
+            )
         i += 1
     return found
+
+
+def _sasl_start(proto: str, words: list[str], up: list[str]) -> tuple[str, str | None, str | None] | None:
+    """(mechanism, initial response, IMAP tag) when the line starts a SASL exchange.
+
+    SMTP and POP3 say ``AUTH MECH [initial]``, IMAP ``tag AUTHENTICATE MECH [initial]``:
+    one place knows both spellings, so the mechanisms are handled once for all three.
+    """
+    if proto in ("smtp", "pop3") and up[:1] == ["AUTH"] and len(up) >= 2:
+        return up[1], (words[2] if len(words) > 2 else None), None
+    if proto == "imap" and len(up) >= 3 and up[1] == "AUTHENTICATE":
+        return up[2], (words[3] if len(words) > 3 else None), words[0]
+    return None
+
+
+def _sasl_credential(
+    proto: str,
+    ln: Line,
+    words: list[str],
+    mech: str,
+    initial: str | None,
+    tag: str | None,
+    following: list[Line],
+) -> tuple[Credential | None, int]:
+    """The credential a SASL exchange gave away, and how many lines it took (at least 1).
+
+    The client's answers to the server's challenges are base64 lines of their own: the
+    scan must skip them, or a base64 answer could be read as a command.  A PLAIN or
+    LOGIN exchange that never got its answers (cancelled, or cut) counts one line only.
+    """
+    nxt = following[0] if following else None
+    nxt2 = following[1] if len(following) > 1 else None
+    label = f"{proto.upper()} {'AUTHENTICATE' if proto == 'imap' else 'AUTH'} {mech}"
+    command = " ".join(words[: 2 if proto != "imap" else 3])
+    if mech == "PLAIN":
+        blob: str | None
+        if initial and initial != "=":
+            blob, consumed = initial, 0
+        else:
+            blob, consumed = (nxt.text if nxt else None), 1
+        user = _plain_user(blob) if blob else None
+        if user is None:
+            return None, 1  # not a PLAIN response: a cancelled exchange
+        what = f"{label}: user {user!r} and password in clear (base64 is not encryption)"
+        evidence = f"{command} <base64 of user and password>"
+        return Credential(ln.offset, proto, label, user, what, evidence, tag), 1 + consumed
+    if mech == "LOGIN":
+        user_b64: str | None
+        if initial:
+            user_b64, pw_line, consumed = initial, nxt, 1
+        else:
+            user_b64, pw_line, consumed = (nxt.text if nxt else None), nxt2, 2
+        raw_user = _b64(user_b64) if user_b64 else None
+        if raw_user is None or pw_line is None or _b64(pw_line.text) is None:
+            return None, 1  # no base64 answers followed: nothing crossed
+        user = raw_user.decode(errors="replace")
+        what = f"{label}: user {user!r} and password in clear (base64 is not encryption)"
+        evidence = f"{command}, then <base64 user>, <base64 password>"
+        return Credential(ln.offset, proto, label, user, what, evidence, tag), 1 + consumed
+    if mech in ("XOAUTH2", "OAUTHBEARER"):
+        evidence = f"{' '.join(words[:2])} <token>"
+        return Credential(ln.offset, proto, label, None, f"{label}: bearer token in clear", evidence, tag), 1
+    return None, 1
 
 
 def reply_after(flow: Flow, c2s_offset: int, tag: str | None = None) -> tuple[str, int | None] | None:
@@ -240,7 +275,7 @@ def reply_after(flow: Flow, c2s_offset: int, tag: str | None = None) -> tuple[st
         rp = s2c_stream.packet_at(r.offset)
         if tag is not None and not r.text.startswith(f"{tag} "):
             continue
-        if looks_like_tls(s2c_stream.data[r.offset:r.offset + 3]):
+        if looks_like_tls(s2c_stream.data[r.offset : r.offset + 3]):
             return None
         return r.text, rp
     return None

@@ -3,6 +3,7 @@
 DHCP is decoded here (BOOTP's fixed header and a handful of options); DNS with
 dnspython, which the lab already uses for its resolver client.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -11,8 +12,7 @@ from typing import Any
 
 from lab.capture.pcap import Datagram, Parsed, parse
 
-DHCP_TYPES = {1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE", 5: "ACK", 6: "NAK", 7: "RELEASE",
-              8: "INFORM"}
+DHCP_TYPES = {1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE", 5: "ACK", 6: "NAK", 7: "RELEASE", 8: "INFORM"}
 DHCP_MAGIC = b"\x63\x82\x53\x63"
 
 
@@ -32,8 +32,9 @@ def parse_dhcp(payload: bytes) -> dict[str, Any] | None:
     msg: dict[str, Any] = {
         "op": "request" if payload[0] == 1 else "reply",
         "xid": f"0x{int.from_bytes(payload[4:8], 'big'):08x}",
-        "chaddr": payload[28:28 + hlen].hex(":"),
-        "ciaddr": _ip(payload[12:16]), "yiaddr": _ip(payload[16:20]),
+        "chaddr": payload[28 : 28 + hlen].hex(":"),
+        "ciaddr": _ip(payload[12:16]),
+        "yiaddr": _ip(payload[16:20]),
     }
     off = 240
     while off < len(payload):
@@ -46,7 +47,7 @@ def parse_dhcp(payload: bytes) -> dict[str, Any] | None:
         if off + 2 > len(payload):
             break
         ln = payload[off + 1]
-        val = payload[off + 2:off + 2 + ln]
+        val = payload[off + 2 : off + 2 + ln]
         off += 2 + ln
         if code == 53 and val:
             msg["type"] = DHCP_TYPES.get(val[0], str(val[0]))
@@ -59,9 +60,9 @@ def parse_dhcp(payload: bytes) -> dict[str, Any] | None:
         elif code == 1 and ln == 4:
             msg["subnet_mask"] = _ip(val)
         elif code == 3 and ln >= 4:
-            msg["router"] = [_ip(val[i:i + 4]) for i in range(0, ln - ln % 4, 4)]
+            msg["router"] = [_ip(val[i : i + 4]) for i in range(0, ln - ln % 4, 4)]
         elif code == 6 and ln >= 4:
-            msg["dns"] = [_ip(val[i:i + 4]) for i in range(0, ln - ln % 4, 4)]
+            msg["dns"] = [_ip(val[i : i + 4]) for i in range(0, ln - ln % 4, 4)]
         elif code == 12:
             msg["hostname"] = val.decode(errors="replace")
         elif code == 15:
@@ -106,6 +107,7 @@ def _subsequence(want: list[str], seq: list[str]) -> bool:
 def _dns_message(d: Datagram) -> Any:
     import dns.exception
     import dns.message
+
     try:
         return dns.message.from_wire(d.payload, ignore_trailing=True)
     except (dns.exception.DNSException, ValueError, IndexError):
@@ -125,6 +127,7 @@ def dns(pcap: str | Path | Parsed) -> list[dict[str, Any]]:
     p = _parsed(pcap)
     pending: dict[tuple[str, int, str, int], dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
+    t: dict[str, Any] | None
     for d in p.datagrams:
         if 53 not in (d.sport, d.dport):
             continue
@@ -135,16 +138,35 @@ def dns(pcap: str | Path | Parsed) -> list[dict[str, Any]]:
         qname = q.name.to_text() if q is not None else None
         qtype = dns.rdatatype.to_text(q.rdtype) if q is not None else None
         if not m.flags & dns.flags.QR:
-            t = {"client": d.src, "client_port": d.sport, "server": d.dst, "id": m.id, "qname": qname,
-                 "qtype": qtype, "query_packet": d.packet, "ts": round(d.ts, 6), "response_packet": None,
-                 "rcode": None, "answers": [], "latency_ms": None}
+            t = {
+                "client": d.src,
+                "client_port": d.sport,
+                "server": d.dst,
+                "id": m.id,
+                "qname": qname,
+                "qtype": qtype,
+                "query_packet": d.packet,
+                "ts": round(d.ts, 6),
+                "response_packet": None,
+                "rcode": None,
+                "answers": [],
+                "latency_ms": None,
+            }
             pending[(d.src, d.sport, qname or "", m.id)] = t
             out.append(t)
             continue
         t = pending.pop((d.dst, d.dport, qname or "", m.id), None)
-        if t is None:       # a response whose query was not captured
-            t = {"client": d.dst, "client_port": d.dport, "server": d.src, "id": m.id, "qname": qname,
-                 "qtype": qtype, "query_packet": None, "ts": round(d.ts, 6)}
+        if t is None:  # a response whose query was not captured
+            t = {
+                "client": d.dst,
+                "client_port": d.dport,
+                "server": d.src,
+                "id": m.id,
+                "qname": qname,
+                "qtype": qtype,
+                "query_packet": None,
+                "ts": round(d.ts, 6),
+            }
             out.append(t)
         else:
             t["latency_ms"] = round((d.ts - t["ts"]) * 1000, 3)

@@ -1,7 +1,7 @@
 """TLS records and handshakes, read from reassembled TCP streams.
 
 A small parser of its own rather than scapy's TLS layer: scapy binds TLS to port 443
-only and a STARTTLS stream begins in plaintext (DESIGN.md, "Capture"); here the caller
+only and a STARTTLS stream begins in plaintext (docs/architecture.md, "Facts measured on this machine"); here the caller
 hands over the bytes where TLS begins, whatever the port.
 
 What is visible without secrets: the ClientHello (SNI, offered versions, ALPN), the
@@ -11,6 +11,7 @@ Certificate message.  TLS 1.3 encrypts the certificate; with the client's key lo
 server's handshake records are decrypted here to read it.  Postfix and Dovecot write no
 key log, so a server-to-server relay in TLS 1.3 keeps its certificate hidden.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,7 +25,7 @@ CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APPDATA = 20, 21, 22, 23
 HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_ENCRYPTED_EXTENSIONS, HS_CERTIFICATE, HS_FINISHED = 1, 2, 8, 11, 20
 
 VERSIONS = {0x0300: "SSLv3", 0x0301: "TLSv1.0", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
-HANDSHAKE_RECORDS = 8        # encrypted records read per direction: TLS 1.3's encrypted handshake fits
+HANDSHAKE_RECORDS = 8  # encrypted records read per direction: TLS 1.3's encrypted handshake fits
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
 # (IANA name, OpenSSL name) of the suites a Debian 12 OpenSSL negotiates
@@ -55,12 +56,30 @@ CIPHERS: dict[int, tuple[str, str]] = {
     0x002F: ("TLS_RSA_WITH_AES_128_CBC_SHA", "AES128-SHA"),
     0x0035: ("TLS_RSA_WITH_AES_256_CBC_SHA", "AES256-SHA"),
 }
-ALERTS = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 40: "handshake_failure",
-          42: "bad_certificate", 43: "unsupported_certificate", 44: "certificate_revoked",
-          45: "certificate_expired", 46: "certificate_unknown", 47: "illegal_parameter", 48: "unknown_ca",
-          50: "decode_error", 51: "decrypt_error", 70: "protocol_version", 71: "insufficient_security",
-          80: "internal_error", 86: "inappropriate_fallback", 90: "user_canceled", 109: "missing_extension",
-          112: "unrecognized_name", 116: "certificate_required", 120: "no_application_protocol"}
+ALERTS = {
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    50: "decode_error",
+    51: "decrypt_error",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    90: "user_canceled",
+    109: "missing_extension",
+    112: "unrecognized_name",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
 
 
 def cipher_name(code: int) -> str:
@@ -71,7 +90,7 @@ def cipher_name(code: int) -> str:
 class Record:
     type: int
     version: int
-    offset: int          # of the record header within the data handed in
+    offset: int  # of the record header within the data handed in
     body: bytes
 
 
@@ -93,7 +112,7 @@ def records(data: bytes, encrypted: int = 1 << 30) -> tuple[list[Record], int]:
         ctype, ver, ln = unpack(data, off)
         if ctype not in _CTYPES or ver >> 8 != 3 or off + 5 + ln > end:
             break
-        out.append(Record(ctype, ver, off, data[off + 5:off + 5 + ln]))
+        out.append(Record(ctype, ver, off, data[off + 5 : off + 5 + ln]))
         off += 5 + ln
         if ctype == CT_APPDATA:
             seen += 1
@@ -111,10 +130,10 @@ def handshake_messages(buf: bytes) -> list[tuple[int, bytes]]:
     off = 0
     while off + 4 <= len(buf):
         typ = buf[off]
-        ln = int.from_bytes(buf[off + 1:off + 4], "big")
+        ln = int.from_bytes(buf[off + 1 : off + 4], "big")
         if off + 4 + ln > len(buf):
             break
-        out.append((typ, buf[off + 4:off + 4 + ln]))
+        out.append((typ, buf[off + 4 : off + 4 + ln]))
         off += 4 + ln
     return out
 
@@ -123,8 +142,8 @@ def handshake_messages(buf: bytes) -> list[tuple[int, bytes]]:
 class Hello:
     random: bytes = b""
     legacy_version: int = 0
-    ciphers: list[int] = field(default_factory=list)     # the server's choice (client's offer not kept)
-    versions: list[int] = field(default_factory=list)    # supported_versions extension
+    ciphers: list[int] = field(default_factory=list)  # the server's choice (client's offer not kept)
+    versions: list[int] = field(default_factory=list)  # supported_versions extension
     sni: str | None = None
     alpn: list[str] = field(default_factory=list)
     hrr: bool = False
@@ -140,33 +159,33 @@ def parse_hello(body: bytes, client: bool) -> Hello:
         sid = body[off]
         off += 1 + sid
         if client:
-            n = int.from_bytes(body[off:off + 2], "big")     # offered suites: skipped, not reported
+            n = int.from_bytes(body[off : off + 2], "big")  # offered suites: skipped, not reported
             off += 2 + n
-            off += 1 + body[off]                       # compression methods
+            off += 1 + body[off]  # compression methods
         else:
-            h.ciphers = [int.from_bytes(body[off:off + 2], "big")]
-            off += 3                                   # cipher + compression method
+            h.ciphers = [int.from_bytes(body[off : off + 2], "big")]
+            off += 3  # cipher + compression method
         if off + 2 > len(body):
             return h
-        ext_end = off + 2 + int.from_bytes(body[off:off + 2], "big")
+        ext_end = off + 2 + int.from_bytes(body[off : off + 2], "big")
         off += 2
         while off + 4 <= ext_end:
             et, ln = struct.unpack_from("!HH", body, off)
-            ed = body[off + 4:off + 4 + ln]
+            ed = body[off + 4 : off + 4 + ln]
             off += 4 + ln
-            if et == 0 and client and len(ed) >= 5:        # server_name
+            if et == 0 and client and len(ed) >= 5:  # server_name
                 n = int.from_bytes(ed[3:5], "big")
-                h.sni = ed[5:5 + n].decode(errors="replace")
-            elif et == 43:                                 # supported_versions
+                h.sni = ed[5 : 5 + n].decode(errors="replace")
+            elif et == 43:  # supported_versions
                 if client:
-                    h.versions = [int.from_bytes(ed[i:i + 2], "big") for i in range(1, 1 + ed[0], 2)]
+                    h.versions = [int.from_bytes(ed[i : i + 2], "big") for i in range(1, 1 + ed[0], 2)]
                 else:
                     h.versions = [int.from_bytes(ed[0:2], "big")]
-            elif et == 16 and len(ed) >= 2:                # ALPN
+            elif et == 16 and len(ed) >= 2:  # ALPN
                 i = 2
                 while i < len(ed):
                     n = ed[i]
-                    h.alpn.append(ed[i + 1:i + 1 + n].decode(errors="replace"))
+                    h.alpn.append(ed[i + 1 : i + 1 + n].decode(errors="replace"))
                     i += 1 + n
     except (IndexError, struct.error):
         pass
@@ -179,6 +198,7 @@ def cert_facts(der: bytes) -> dict[str, Any]:
     """Subject, CN, SANs, issuer and expiry of a DER certificate (cached: a lab has few)."""
     from cryptography import x509
     from cryptography.x509.oid import NameOID
+
     try:
         cert = x509.load_der_x509_certificate(der)
     except ValueError as exc:
@@ -188,8 +208,10 @@ def cert_facts(der: bytes) -> dict[str, Any]:
     out["cn"] = str(cn[0].value) if cn else None
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        out["san"] = [*san.get_values_for_type(x509.DNSName),
-                      *(str(ip) for ip in san.get_values_for_type(x509.IPAddress))]
+        out["san"] = [
+            *san.get_values_for_type(x509.DNSName),
+            *(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
+        ]
     except x509.ExtensionNotFound:
         out["san"] = []
     out["not_after"] = cert.not_valid_after_utc.isoformat()
@@ -200,16 +222,16 @@ def certificate_list(body: bytes, tls13: bool) -> list[bytes]:
     """DER certificates of a Certificate handshake message."""
     off = 0
     if tls13:
-        off = 1 + body[0]                              # certificate_request_context
-    end = off + 3 + int.from_bytes(body[off:off + 3], "big")
+        off = 1 + body[0]  # certificate_request_context
+    end = off + 3 + int.from_bytes(body[off : off + 3], "big")
     off += 3
     out = []
     while off + 3 <= min(end, len(body)):
-        n = int.from_bytes(body[off:off + 3], "big")
-        out.append(body[off + 3:off + 3 + n])
+        n = int.from_bytes(body[off : off + 3], "big")
+        out.append(body[off + 3 : off + 3 + n])
         off += 3 + n
         if tls13:
-            off += 2 + int.from_bytes(body[off:off + 2], "big")   # per-certificate extensions
+            off += 2 + int.from_bytes(body[off : off + 2], "big")  # per-certificate extensions
     return out
 
 
@@ -225,7 +247,7 @@ def read_keylog(paths: str | Path | Iterable[str | Path] | None) -> KeyLog:
         paths = [paths]
     out: KeyLog = {}
     for p in paths:
-        if not Path(p).is_file():       # no TLS client ran, so none wrote a secret
+        if not Path(p).is_file():  # no TLS client ran, so none wrote a secret
             continue
         for line in Path(p).read_text(errors="replace").splitlines():
             parts = line.split()
@@ -241,6 +263,7 @@ def read_keylog(paths: str | Path | Iterable[str | Path] | None) -> KeyLog:
 def _hkdf_expand_label(secret: bytes, label: str, length: int, hash_name: str) -> bytes:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
     full = b"tls13 " + label.encode()
     info = struct.pack("!HB", length, len(full)) + full + b"\x00"
     algo = hashes.SHA384() if hash_name == "sha384" else hashes.SHA256()
@@ -254,7 +277,9 @@ def decrypt_tls13(recs: list[Record], secret: bytes, suite: int) -> tuple[bytes,
     first record that does not authenticate (the next key epoch has begun).
     """
     from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
+
     hash_name = "sha384" if suite == 0x1302 else "sha256"
+    aead_cls: type[ChaCha20Poly1305] | type[AESGCM] | type[AESCCM]
     if suite == 0x1303:
         key_len, aead_cls = 32, ChaCha20Poly1305
     elif suite == 0x1302:
@@ -272,6 +297,7 @@ def decrypt_tls13(recs: list[Record], secret: bytes, suite: int) -> tuple[bytes,
     types: list[int] = []
     seq = 0
     from cryptography.exceptions import InvalidTag
+
     for r in recs:
         if r.type != CT_APPDATA:
             continue
@@ -308,13 +334,60 @@ def _plain_handshake(recs: list[Record]) -> tuple[bytes, dict[str, Any] | None, 
         if r.type == CT_HANDSHAKE and not ccs and not enc:
             hs += r.body
         elif r.type == CT_ALERT and not ccs and not enc and len(r.body) == 2:
-            alert = {"level": "fatal" if r.body[0] == 2 else "warning",
-                     "description": ALERTS.get(r.body[1], str(r.body[1]))}
+            alert = {
+                "level": "fatal" if r.body[0] == 2 else "warning",
+                "description": ALERTS.get(r.body[1], str(r.body[1])),
+            }
         elif r.type == CT_CCS:
             ccs = True
         elif r.type == CT_APPDATA:
             enc = True
     return bytes(hs), alert, ccs, enc
+
+
+def _server_certificates(
+    out: dict[str, Any],
+    vcode: int,
+    suite: int,
+    ch: Hello | None,
+    smsgs: list[tuple[int, bytes]],
+    srecs: list[Record],
+    keylog: KeyLog | None,
+) -> list[bytes]:
+    """The server's certificate chain (DER, leaf first), or [] with ``out["cert_note"]`` saying why.
+
+    Where the certificate can be read depends on the version: in clear up to TLS 1.2,
+    only through the key log in TLS 1.3; each way has its own reasons to come back
+    empty, and ``out`` records which way was taken (``cert_source``, ``decrypted``,
+    ``client_random``) so a report can tell the student what to do.
+    """
+    if vcode < 0x0304:
+        msg = next((b for t, b in smsgs if t == HS_CERTIFICATE), None)
+        if msg is None:
+            out["cert_note"] = "no Certificate message (resumed session, or captured mid-way)"
+            return []
+        out["cert_source"] = "clear (TLS 1.2 Certificate message)"
+        return certificate_list(msg, tls13=False)
+    if ch is None:
+        out["cert_note"] = "TLS 1.3 encrypts the certificate; the ClientHello is missing"
+        return []
+    secret = (keylog or {}).get(("SERVER_HANDSHAKE_TRAFFIC_SECRET", ch.random))
+    if secret is None:
+        note = "TLS 1.3 encrypts the certificate; no key log entry for this connection's client random"
+        out["cert_note"] = note + (" (no key log given)" if not keylog else "")
+        out["client_random"] = ch.random.hex()
+        return []
+    hs, _types, err = decrypt_tls13(srecs, secret, suite)
+    if err:
+        out["cert_note"] = err
+        return []
+    out["decrypted"] = True
+    msg = next((b for t, b in handshake_messages(hs) if t == HS_CERTIFICATE), None)
+    if msg is None:
+        out["cert_note"] = "decrypted, but no Certificate message (PSK resumption)"
+        return []
+    out["cert_source"] = "decrypted with the client's key log"
+    return certificate_list(msg, tls13=True)
 
 
 def analyse_tls(c2s: bytes, s2c: bytes, keylog: KeyLog | None = None) -> dict[str, Any]:
@@ -358,34 +431,7 @@ def analyse_tls(c2s: bytes, s2c: bytes, keylog: KeyLog | None = None) -> dict[st
         out["alert"] = salert or calert
     out["handshake_complete"] = bool(senc and cenc) or (vcode < 0x0304 and sccs and cenc)
     out["cert_visible"] = False
-    certs: list[bytes] = []
-    if vcode < 0x0304:
-        msg = next((b for t, b in smsgs if t == HS_CERTIFICATE), None)
-        if msg is not None:
-            certs = certificate_list(msg, tls13=False)
-            out["cert_source"] = "clear (TLS 1.2 Certificate message)"
-        else:
-            out["cert_note"] = "no Certificate message (resumed session, or captured mid-way)"
-    elif ch is None:
-        out["cert_note"] = "TLS 1.3 encrypts the certificate; the ClientHello is missing"
-    else:
-        secret = (keylog or {}).get(("SERVER_HANDSHAKE_TRAFFIC_SECRET", ch.random))
-        if secret is None:
-            out["cert_note"] = ("TLS 1.3 encrypts the certificate; no key log entry for this connection's "
-                                "client random" + (" (no key log given)" if not keylog else ""))
-            out["client_random"] = ch.random.hex()
-        else:
-            hs, types, err = decrypt_tls13(srecs, secret, suite)
-            if err:
-                out["cert_note"] = err
-            else:
-                out["decrypted"] = True
-                msg = next((b for t, b in handshake_messages(hs) if t == HS_CERTIFICATE), None)
-                if msg is not None:
-                    certs = certificate_list(msg, tls13=True)
-                    out["cert_source"] = "decrypted with the client's key log"
-                else:
-                    out["cert_note"] = "decrypted, but no Certificate message (PSK resumption)"
+    certs = _server_certificates(out, vcode, suite, ch, smsgs, srecs, keylog)
     if certs:
         leaf = dict(cert_facts(certs[0]))
         out["cert_visible"] = "error" not in leaf

@@ -4,13 +4,65 @@ Each model checks its own fields; cross-references to the topology (hosts, users
 labels) are checked by ``lab.model.scenario``.  ``title()`` names a step that the
 scenario does not name.
 """
+
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from lab.model.schema import Strict
+from lab.model.policy import PortNumber, SinglePort
+from lab.model.schema import Strict, hinted
+
+
+def _one_line(v: str) -> str:
+    if re.search(r"[\x00-\x1f\x7f]", v):
+        raise ValueError(
+            hinted(
+                "the text holds a line break or another control character",
+                "a header, an address or an SMTP command is one line (CR/LF would inject another)",
+            )
+        )
+    return v
+
+
+def _address(v: str) -> str:
+    _one_line(v)
+    if not re.fullmatch(r"[^\s<>@]{1,64}@[^\s<>@]{1,253}", v):
+        raise ValueError(hinted(f"'{v}' is not a mail address", "write it like alice@projet.dz"))
+    return v
+
+
+def _body(v: str) -> str:
+    if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", v):
+        raise ValueError("the body holds a control character (only line breaks and tabs are text)")
+    return v
+
+
+#: one line of text: no CR, LF or other control characters
+Line = Annotated[str, Field(max_length=998), AfterValidator(_one_line)]
+Address = Annotated[str, AfterValidator(_address)]
+Body = Annotated[str, Field(max_length=1_000_000), AfterValidator(_body)]
+Name = Annotated[str, Field(max_length=253), AfterValidator(_one_line)]
+
+#: which daemons a `service` step may stop or start, and the roles they run on
+#: (lab.services.registry holds the classes; a unit test keeps both lists the same)
+DAEMONS: dict[str, tuple[str, ...]] = {
+    "postfix": ("mail",),
+    "dovecot": ("mail",),
+    "named": ("dns",),
+    "kea-dhcp4": ("dhcp",),
+    "frr": ("router", "firewall"),
+    "nftables": ("firewall",),
+}
+
+
+class Action(Strict):
+    """A step's parameters; ``title()`` names the step when the scenario gives no name."""
+
+    def title(self) -> str:
+        return type(self).__name__.lower()
 
 
 class Reject(Strict):
@@ -20,39 +72,41 @@ class Reject(Strict):
     stage: Literal["connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data"] | None = None
 
 
-class Send(Strict):
+class Send(Action):
     """Submit one message with a real SMTP client (aiosmtplib) from a host."""
 
-    on: str
-    server: str = Field(description="host name or node name of the SMTP server")
-    port: int = Field(587, ge=1, le=65535)
+    on: Name
+    server: Name = Field(description="host name or node name of the SMTP server")
+    port: PortNumber = 587
     tls: Literal["starttls", "implicit", "none"] = "starttls"
-    login: str | None = Field(None, description="SASL login (a mailbox address); omit for no AUTH")
-    password: str | None = Field(None, description="default: the user's password from the topology")
-    sender: str | None = Field(None, alias="from", description="envelope and header From (default: login)")
-    to: list[str] = Field(min_length=1)
-    subject: str = "mail-lab test message"
-    body: str = "Hello from mail-lab.\n"
-    message: str | None = Field(None, description="a label later steps use to refer to this message")
+    login: Address | None = Field(None, description="SASL login (a mailbox address); omit for no AUTH")
+    password: Line | None = Field(None, description="default: the user's password from the topology")
+    sender: Address | None = Field(None, alias="from", description="envelope and header From (default: login)")
+    to: list[Address] = Field(min_length=1, max_length=1000)
+    subject: Line = "mail-lab test message"
+    body: Body = "Hello from mail-lab.\n"
+    message: Name | None = Field(None, description="a label later steps use to refer to this message")
     reject: Reject | None = Field(None, description="expect the server to refuse (negative test)")
     timeout: float = Field(20, gt=0, le=600)
 
     def title(self) -> str:
         """The step's name in reports when the scenario gives none."""
         s = self
-        return f"{s.on}: send {s.message or ''} {s.sender or s.login or ''} -> {', '.join(s.to)} via {s.server}:{s.port}".replace("  ", " ")
+        return f"{s.on}: send {s.message or ''} {s.sender or s.login or ''} -> {', '.join(s.to)} via {s.server}:{s.port}".replace(
+            "  ", " "
+        )
 
 
-class Fetch(Strict):
+class Fetch(Action):
     """Fetch a mailbox over IMAPS/POP3S (or plain with STARTTLS) and find a message."""
 
-    on: str
-    server: str
+    on: Name
+    server: Name
     protocol: Literal["imaps", "pop3s", "imap", "pop3"] = "imaps"
-    port: int | None = Field(None, ge=1, le=65535)
-    login: str
-    password: str | None = None
-    message: str | None = Field(None, description="label of a sent message that must be there")
+    port: PortNumber | None = None
+    login: Address
+    password: Line | None = None
+    message: Name | None = Field(None, description="label of a sent message that must be there")
     count: int | None = Field(None, ge=0, description="exact number of messages expected")
     reject: bool = Field(False, description="expect the login to be refused")
     plaintext: bool = Field(False, description="imap/pop3: log in without STARTTLS (a server must refuse)")
@@ -64,14 +118,14 @@ class Fetch(Strict):
         return f"{s.on}: fetch {s.login} over {s.protocol} from {s.server}"
 
 
-class Dns(Strict):
+class Dns(Action):
     """Resolve a name from a host with dnspython, through that host's own resolver."""
 
-    on: str
-    query: str
+    on: Name
+    query: Name
     type: Literal["A", "AAAA", "MX", "NS", "PTR", "SOA", "CNAME", "TXT"] = "A"
-    server: str | None = Field(None, description="ask this server instead of the host's resolv.conf")
-    expect: list[str] | None = Field(None, description="the exact set of answers (text form)")
+    server: Name | None = Field(None, description="ask this server instead of the host's resolv.conf")
+    expect: list[Line] | None = Field(None, description="the exact set of answers (text form)")
     rcode: Literal["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"] = "NOERROR"
 
     def title(self) -> str:
@@ -80,13 +134,13 @@ class Dns(Strict):
         return f"{s.on}: dns {s.type} {s.query}"
 
 
-class Expect(Strict):
+class Expect(Action):
     """Check a mailbox on the mail node's disk (the Maildir Dovecot wrote)."""
 
-    mailbox: str
+    mailbox: Address
     count: int | None = Field(None, ge=0)
-    message: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    message: Name | None = None
+    headers: dict[Name, Line] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _something(self) -> "Expect":
@@ -100,26 +154,34 @@ class Expect(Strict):
         return f"expect mailbox {s.mailbox}"
 
 
-class WaitFor(Strict):
+class WaitFor(Action):
     """Wait until a condition holds, polling, up to a timeout (never a bare sleep)."""
 
-    condition: Literal["delivered", "queue_empty", "port_open", "converged", "reachable", "stp_stable",
-                       "ospf_full", "deferred"]
+    condition: Literal[
+        "delivered", "queue_empty", "port_open", "converged", "reachable", "stp_stable", "ospf_full", "deferred"
+    ]
     count: int | None = Field(None, ge=1, description="delivered: this many messages of the label (a flood)")
-    mailbox: str | None = None
-    message: str | None = None
-    node: str | None = None
-    on: str | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    to: str | None = Field(None, description="reachable: the node, host name or address to ping")
+    mailbox: Address | None = None
+    message: Name | None = None
+    node: Name | None = None
+    on: Name | None = None
+    port: PortNumber | None = None
+    to: Name | None = Field(None, description="reachable: the node, host name or address to ping")
     hold: float = Field(0, ge=0, le=600, description="the condition must stay true this long (s): routing has settled")
     timeout: float = Field(15, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _fields(self) -> "WaitFor":
-        need = {"delivered": ("mailbox",), "queue_empty": ("node",), "port_open": ("on", "node", "port"),
-                "converged": (), "reachable": ("on", "to"), "stp_stable": (), "ospf_full": (),
-                "deferred": ("node", "message")}
+        need = {
+            "delivered": ("mailbox",),
+            "queue_empty": ("node",),
+            "port_open": ("on", "node", "port"),
+            "converged": (),
+            "reachable": ("on", "to"),
+            "stp_stable": (),
+            "ospf_full": (),
+            "deferred": ("node", "message"),
+        }
         missing = [k for k in need[self.condition] if getattr(self, k) is None]
         if missing:
             raise ValueError(f"condition '{self.condition}' needs: " + ", ".join(missing))
@@ -131,11 +193,11 @@ class WaitFor(Strict):
         return f"wait for {s.condition}" + (f" {s.on} -> {s.to}" if s.condition == "reachable" else "")
 
 
-class Ping(Strict):
+class Ping(Action):
     """ICMP echo from a host: loss and round-trip times."""
 
-    on: str
-    to: str = Field(description="a node, a host name or an address")
+    on: Name
+    to: Name = Field(description="a node, a host name or an address")
     count: int = Field(5, ge=1, le=10000)
     interval: float = Field(0.2, ge=0.002, le=10)
     expect: Literal["reachable", "unreachable"] = "reachable"
@@ -148,12 +210,12 @@ class Ping(Strict):
         return f"{s.on}: ping {s.to} ({s.expect})"
 
 
-class PathStep(Strict):
+class PathStep(Action):
     """The routers a packet crosses (TTL probing, like traceroute)."""
 
-    on: str
-    to: str
-    via: list[str] | None = Field(None, description="the expected routers, in order (node names)")
+    on: Name
+    to: Name
+    via: list[Name] | None = Field(None, description="the expected routers, in order (node names)")
     max_hops: int = Field(16, ge=1, le=64)
 
     def title(self) -> str:
@@ -162,11 +224,11 @@ class PathStep(Strict):
         return f"{s.on}: path to {s.to}" + (f" via {', '.join(s.via)}" if s.via else "")
 
 
-class LinkState(Strict):
+class LinkState(Action):
     """Take a link down or up at both ends, like pulling or plugging a cable."""
 
-    a: str
-    b: str
+    a: Name
+    b: Name
     state: Literal["down", "up"]
 
     def title(self) -> str:
@@ -175,10 +237,10 @@ class LinkState(Strict):
         return f"link {s.a}-{s.b} {s.state}"
 
 
-class NodeState(Strict):
+class NodeState(Action):
     """Take every interface of a node down (it vanishes from the network) or up again."""
 
-    name: str
+    name: Name
     state: Literal["down", "up"]
 
     def title(self) -> str:
@@ -187,10 +249,10 @@ class NodeState(Strict):
         return f"node {s.name} {s.state}"
 
 
-class ServiceState(Strict):
+class ServiceState(Action):
     """Stop or start a daemon on a node (fault labs: the DNS server or Dovecot is down)."""
 
-    node: str
+    node: Name
     daemon: Literal["postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables"]
     state: Literal["stop", "start"]
 
@@ -200,15 +262,17 @@ class ServiceState(Strict):
         return f"{s.node}: {s.state} {s.daemon}"
 
 
-class Probe(Strict):
+class Probe(Action):
     """Is a port open, closed or filtered from a given host?"""
 
-    on: str
-    to: str
-    port: int = Field(ge=1, le=65535)
+    on: Name
+    to: Name
+    port: PortNumber
     proto: Literal["tcp", "udp"] = "tcp"
     expect: Literal["open", "closed", "filtered"]
-    listen: bool = Field(False, description="open a listener on the target for the probe (tests the path, not a daemon)")
+    listen: bool = Field(
+        False, description="open a listener on the target for the probe (tests the path, not a daemon)"
+    )
     timeout: float = Field(1.5, gt=0, le=30)
 
     def title(self) -> str:
@@ -217,13 +281,15 @@ class Probe(Strict):
         return f"{s.on}: probe {s.proto}/{s.port} on {s.to} ({s.expect})"
 
 
-class Routes(Strict):
+class Routes(Action):
     """Show a node's routing table in the report; optionally check one route."""
 
-    on: str
-    to: str | None = Field(None, description="a destination network (CIDR) that must be in the table")
-    via: str | None = Field(None, description="...through this next hop (an address or a node name)")
-    protocol: str | None = Field(None, description="...learnt by this protocol: kernel, static, ospf, rip")
+    on: Name
+    to: Name | None = Field(None, description="a destination network (CIDR) that must be in the table")
+    via: Name | None = Field(None, description="...through this next hop (an address or a node name)")
+    protocol: Literal["kernel", "static", "ospf", "rip", "boot", "dhcp"] | None = Field(
+        None, description="...learnt by this protocol: kernel, static, ospf, rip"
+    )
 
     def title(self) -> str:
         """The step's name in reports when the scenario gives none."""
@@ -231,19 +297,21 @@ class Routes(Strict):
         return f"{s.on}: routes" + (f" to {s.to}" if s.to else "")
 
 
-class Smtp(Strict):
+class Smtp(Action):
     """A raw SMTP dialogue (EHLO, optional STARTTLS, MAIL FROM, RCPT TO; never DATA):
     relay tests with the classic tricks, and what a server advertises."""
 
-    on: str
-    server: str
-    port: int = Field(25, ge=1, le=65535)
+    on: Name
+    server: Name
+    port: PortNumber = 25
     starttls: bool = False
-    mail_from: str = Field(description="the envelope sender exactly as sent, e.g. '<>' or '<a@b.c>'")
-    rcpt: list[str] = Field(default_factory=list, description="recipients exactly as sent, e.g. '<user%other@dom>'")
+    mail_from: Line = Field(description="the envelope sender exactly as sent, e.g. '<>' or '<a@b.c>'")
+    rcpt: list[Line] = Field(
+        default_factory=list, max_length=100, description="recipients exactly as sent, e.g. '<user%other@dom>'"
+    )
     expect: Literal["refused", "accepted"] = "refused"
-    ehlo_has: list[str] = Field(default_factory=list, description="extensions the EHLO before TLS must show")
-    ehlo_lacks: list[str] = Field(default_factory=list, description="extensions the EHLO before TLS must not show")
+    ehlo_has: list[Name] = Field(default_factory=list, description="extensions the EHLO before TLS must show")
+    ehlo_lacks: list[Name] = Field(default_factory=list, description="extensions the EHLO before TLS must not show")
 
     def title(self) -> str:
         """The step's name in reports when the scenario gives none."""
@@ -251,20 +319,20 @@ class Smtp(Strict):
         return f"{s.on}: smtp {s.server}:{s.port} MAIL FROM:{s.mail_from} RCPT TO:{','.join(s.rcpt)} ({s.expect})"
 
 
-class Flood(Strict):
+class Flood(Action):
     """Many messages over several concurrent submission connections (STARTTLS+AUTH)."""
 
-    on: str
-    server: str
-    port: int = Field(587, ge=1, le=65535)
-    login: str
-    password: str | None = None
-    to: list[str] = Field(min_length=1)
+    on: Name
+    server: Name
+    port: PortNumber = 587
+    login: Address
+    password: Line | None = None
+    to: list[Address] = Field(min_length=1, max_length=100)
     count: int = Field(ge=1, le=100000)
     connections: int = Field(4, ge=1, le=64)
-    message: str = Field(description="label of the batch (wait_for delivered with count)")
-    subject: str = "mail-lab flood"
-    body: str = "One of many.\n"
+    message: Name = Field(description="label of the batch (wait_for delivered with count)")
+    subject: Line = "mail-lab flood"
+    body: Body = "One of many.\n"
     timeout: float = Field(300, gt=0, le=3600)
 
     def title(self) -> str:
@@ -273,10 +341,10 @@ class Flood(Strict):
         return f"{s.on}: {s.count} messages over {s.connections} connection(s) to {', '.join(s.to)}"
 
 
-class Flush(Strict):
+class Flush(Action):
     """Ask a mail node to retry its deferred mail now (postqueue -f)."""
 
-    node: str
+    node: Name
 
     def title(self) -> str:
         """The step's name in reports when the scenario gives none."""
@@ -284,13 +352,13 @@ class Flush(Strict):
         return f"{s.node}: flush the mail queue"
 
 
-class Log(Strict):
+class Log(Action):
     """Check a daemon's log lines about a message (its queue ids on that node)."""
 
-    node: str
-    message: str
-    contains: str | None = None
-    absent: str | None = Field(None, description="e.g. 'status=deferred': the message was never deferred here")
+    node: Name
+    message: Name
+    contains: Line | None = None
+    absent: Line | None = Field(None, description="e.g. 'status=deferred': the message was never deferred here")
 
     def title(self) -> str:
         """The step's name in reports when the scenario gives none."""
@@ -298,11 +366,11 @@ class Log(Strict):
         return f"{s.node}: log of message {s.message}"
 
 
-class Impair(Strict):
+class Impair(Action):
     """Change a link's loss while the lab runs (nftables random drop, or netem where present)."""
 
-    a: str
-    b: str
+    a: Name
+    b: Name
     loss: float = Field(ge=0, le=100, description="percent, each direction; 0 removes it")
 
     def title(self) -> str:
@@ -311,25 +379,25 @@ class Impair(Strict):
         return f"link {s.a}-{s.b}: loss {s.loss:g}%"
 
 
-class FirewallMatrix(Strict):
+class FirewallMatrix(Action):
     """Probe every (source zone, destination zone, port) through a firewall and compare
     with its allow rules (what the policy means, not what the ruleset happens to do)."""
 
-    node: str
-    ports: list[str] = Field(min_length=1, description="tcp/25, udp/53 ...")
+    node: Name
+    ports: list[SinglePort] = Field(min_length=1, max_length=64, description="tcp/25, udp/53 ...")
     timeout: float = Field(1.0, gt=0, le=10)
 
     def title(self) -> str:
         """The step's name in reports when the scenario gives none."""
         s = self
-        return f"firewall matrix of {s.node} on {', '.join(s.ports)}"
+        return f"firewall matrix of {s.node} on {', '.join(map(str, s.ports))}"
 
 
-class Sniff(Strict):
+class Sniff(Action):
     """Capture on a bystander while two other hosts ping each other: does it see them?"""
 
-    on: str
-    between: list[str] = Field(min_length=2, max_length=2)
+    on: Name
+    between: list[Name] = Field(min_length=2, max_length=2)
     count: int = Field(5, ge=1, le=1000)
     expect: Literal["seen", "not_seen"]
 
@@ -343,28 +411,28 @@ class WireTls(Strict):
     """Every flow to these ports used TLS (STARTTLS or implicit), at least this version."""
 
     min_version: Literal["1.2", "1.3"] = "1.2"
-    ports: list[int] = Field(default_factory=lambda: [25, 465, 587, 110, 995, 143, 993])
+    ports: list[PortNumber] = Field(default_factory=lambda: [25, 465, 587, 110, 995, 143, 993], min_length=1)
 
 
 class WirePath(Strict):
     """The flow from one node to another's port crossed these subnets and routers, in order."""
 
-    from_: str = Field(alias="from")
-    to: str
-    port: int = Field(ge=1, le=65535)
-    via: list[str] = Field(min_length=1, description="subnet names and router names, in the order crossed")
+    from_: Name = Field(alias="from")
+    to: Name
+    port: PortNumber
+    via: list[Name] = Field(min_length=1, description="subnet names and router names, in the order crossed")
 
 
 class WireNat(Strict):
     """A flow was seen on both sides of this node with rewritten addresses."""
 
-    node: str
+    node: Name
 
 
 class WireDhcp(Strict):
     """These DHCP hosts (or all) did DISCOVER, OFFER, REQUEST, ACK on the wire."""
 
-    clients: Literal["all"] | list[str] = "all"
+    clients: Literal["all"] | list[Name] = "all"
 
 
 class Wire(Strict):
@@ -377,9 +445,24 @@ class Wire(Strict):
     dhcp: WireDhcp | None = None
 
 
-ACTIONS: dict[str, type[Strict]] = {
-    "send": Send, "fetch": Fetch, "dns": Dns, "expect": Expect, "wait_for": WaitFor,
-    "ping": Ping, "path": PathStep, "link": LinkState, "node": NodeState, "service": ServiceState,
-    "probe": Probe, "routes": Routes, "sniff": Sniff, "smtp": Smtp, "flood": Flood, "flush": Flush,
-    "log": Log, "firewall_matrix": FirewallMatrix, "impair": Impair,
+ACTIONS: dict[str, type[Action]] = {
+    "send": Send,
+    "fetch": Fetch,
+    "dns": Dns,
+    "expect": Expect,
+    "wait_for": WaitFor,
+    "ping": Ping,
+    "path": PathStep,
+    "link": LinkState,
+    "node": NodeState,
+    "service": ServiceState,
+    "probe": Probe,
+    "routes": Routes,
+    "sniff": Sniff,
+    "smtp": Smtp,
+    "flood": Flood,
+    "flush": Flush,
+    "log": Log,
+    "firewall_matrix": FirewallMatrix,
+    "impair": Impair,
 }

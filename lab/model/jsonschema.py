@@ -1,14 +1,13 @@
-"""JSON Schemas generated from the model, for editors (completion, checks) and CI.
+"""JSON Schemas of the input files, generated from the model, for editors and CI.
 
 Topology: the pydantic model as is.  Scenario: steps are one-key mappings
 (``- send: {...}``), so each action's model is wrapped in an object with that one
-key.  Summary: the report's ``summary.json`` (schema ``mail-lab/summary/v1``).
+key.  (The report's ``summary.json`` has its schema in ``lab.report.results``.)
 """
+
 from __future__ import annotations
 
 from typing import Any
-
-from pydantic import TypeAdapter
 
 from lab.model import scenario as S
 from lab.model.topology import TopologyFile
@@ -18,7 +17,10 @@ BASE = "https://mail-lab.invalid/schema"
 
 def _topology() -> dict[str, Any]:
     sch = TopologyFile.model_json_schema(by_alias=True)
-    sch["properties"]["generate"] = {"type": "object", "description": "generate nodes and links: {tree: {depth, fanout, hosts}}"}
+    sch["properties"]["generate"] = {
+        "type": "object",
+        "description": "generate nodes and links: {tree: {depth, fanout, hosts}}",
+    }
     return sch
 
 
@@ -29,16 +31,25 @@ def _scenario() -> dict[str, Any]:
         sub = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         defs.update(sub.pop("$defs", {}))
         defs[model.__name__] = sub
-        variants.append({"type": "object", "additionalProperties": False, "required": [kind],
-                         "properties": {"name": {"type": "string"}, kind: {"$ref": f"#/$defs/{model.__name__}"}}})
+        variants.append(
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": [kind],
+                "properties": {"name": {"type": "string"}, kind: {"$ref": f"#/$defs/{model.__name__}"}},
+            }
+        )
     wire = S.Wire.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
     defs.update(wire.pop("$defs", {}))
     defs["Wire"] = wire
     return {
-        "title": "mail-lab scenario", "type": "object", "additionalProperties": False,
+        "title": "mail-lab scenario",
+        "type": "object",
+        "additionalProperties": False,
         "required": ["topology", "steps"],
         "properties": {
-            "name": {"type": "string"}, "description": {"type": "string"},
+            "name": {"type": "string"},
+            "description": {"type": "string"},
             "topology": {"type": "string", "description": "path to a topology file, relative to this file"},
             "routing": {"enum": ["static", "ospf", "rip"], "description": "replaces the topology's routing mode"},
             "params": {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -50,15 +61,6 @@ def _scenario() -> dict[str, Any]:
     }
 
 
-def _summary() -> dict[str, Any]:
-    from lab.report.results import RunResult
-    sch = TypeAdapter(RunResult).json_schema()
-    sch["properties"]["counts"] = {"type": "object", "additionalProperties": {"type": "integer"}}
-    sch["properties"]["schema"] = {"const": "mail-lab/summary/v1"}
-    sch["required"] = sorted(set(sch.get("required", [])) | {"counts", "schema", "status", "steps"})
-    return sch
-
-
 def schema(kind: str) -> dict[str, Any]:
-    body = {"topology": _topology, "scenario": _scenario, "summary": _summary}[kind]()
+    body = {"topology": _topology, "scenario": _scenario}[kind]()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{BASE}/{kind}.schema.json", **body}

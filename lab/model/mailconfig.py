@@ -14,62 +14,92 @@ root, so an override is never pasted as text: it must be
 ``overrides()`` lists every override next to the shipped (reference) value and says
 which ones weaken security, for the terminal, summary.json and report.html.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).parent / "data"
 
-PROGRAM = ("it names a program, a command or loadable code; a topology never chooses what runs on the "
-           "lab machine (the lab runs as root)")
+PROGRAM = (
+    "it names a program, a command or loadable code; a topology never chooses what runs on the "
+    "lab machine (the lab runs as root)"
+)
 FILE = "it names a file, a directory or a socket; the lab sets every path of the node itself"
 PRIVILEGE = "it changes which users and groups the daemon runs as or trusts"
-OUTSIDE = ("it makes the daemon hand mail, logins or questions to a program or server the lab does not run "
-           "(pipe transports, filters, milters, proxies, policy servers)")
+OUTSIDE = (
+    "it makes the daemon hand mail, logins or questions to a program or server the lab does not run "
+    "(pipe transports, filters, milters, proxies, policy servers)"
+)
 TABLE = "it reads a lookup table (a file or a server); the lab's own tables are fixed"
 
 _POSTFIX_DENIED: list[tuple[str, str]] = [
-    (r"mailbox_command|mailbox_command_maps|debugger_command|local_command_shell|allow_mail_to_commands|"
-     r"allow_mail_to_files|command_directory|command_execution_directory|daemon_directory|shlib_directory|"
-     r"meta_directory|import_environment|export_environment|sendmail_path|newaliases_path|mailq_path|"
-     r"openssl_path|forward_path|postmulti_\w+|execution_directory_expansion_filter|command_expansion_filter|"
-     r"\w*service_name", PROGRAM),
-    (r"\w*transport|\w*transport_maps|content_filter|default_filter_nexthop|\w*milters|smtpd_milter_maps|"
-     r"smtpd_proxy_filter|\w*_sasl_type|\w*fallback_relay", OUTSIDE),
+    (
+        r"mailbox_command|mailbox_command_maps|debugger_command|local_command_shell|allow_mail_to_commands|"
+        r"allow_mail_to_files|command_directory|command_execution_directory|daemon_directory|shlib_directory|"
+        r"meta_directory|import_environment|export_environment|sendmail_path|newaliases_path|mailq_path|"
+        r"openssl_path|forward_path|postmulti_\w+|execution_directory_expansion_filter|command_expansion_filter|"
+        r"\w*service_name",
+        PROGRAM,
+    ),
+    (
+        r"\w*transport|\w*transport_maps|content_filter|default_filter_nexthop|\w*milters|smtpd_milter_maps|"
+        r"smtpd_proxy_filter|\w*_sasl_type|\w*fallback_relay",
+        OUTSIDE,
+    ),
     (r"mail_owner|setgid_group|default_privs|multi_instance_\w+|allow_min_user", PRIVILEGE),
     (r"\w*_maps|\w*_checks|alias_database|\w*_reply_filter", TABLE),
-    (r"\w*_directory|\w*_directories|\w*_file|\w*_files|\w*_CAfile|\w*_CApath|\w*_path|tls_random_source|"
-     r"maillog_file_prefixes|home_mailbox|mail_spool_directory|\w*_param_file", FILE),
+    (
+        r"\w*_directory|\w*_directories|\w*_file|\w*_files|\w*_CAfile|\w*_CApath|\w*_path|tls_random_source|"
+        r"maillog_file_prefixes|home_mailbox|mail_spool_directory|\w*_param_file",
+        FILE,
+    ),
 ]
 _DOVECOT_DENIED: list[tuple[str, str]] = [
-    (r"\w*_plugins|\w*_plugin_dir|libexec_dir|import_environment|sendmail_path|dsync_remote_cmd|"
-     r"auth_use_winbind|auth_winbind_helper_path|mail_chroot|valid_chroot_dirs|doveadm_\w+", PROGRAM),
-    (r"mail_uid|mail_gid|mail_privileged_group|mail_access_groups|first_valid_uid|last_valid_uid|"
-     r"first_valid_gid|last_valid_gid|default_internal_user|default_internal_group|default_login_user", PRIVILEGE),
-    (r"\w*_host|\w*_hosts|auth_policy_server_url|old_stats_carbon_server|imapc_\w+|pop3c_\w+|"
-     r"submission_relay_\w+|director_\w+|replicator_\w+|replication_\w+|lmtp_proxy|auth_proxy_self", OUTSIDE),
-    (r"\w*_dir|\w*_dirs|\w*_path|\w*_file|base_dir|state_dir|instance_name|mail_location|mail_home|"
-     r"mail_attachment_fs|mail_full_filesystem_access|ssl_cert|ssl_key|ssl_ca|ssl_dh|ssl_alt_cert|ssl_alt_key|"
-     r"ssl_client_cert|ssl_client_key|ssl_crypto_device|ssl_key_password|auth_krb5_keytab|dict_db_config|"
-     r"mail_attribute_dict|login_access_sockets|\w*socket\w*", FILE),
+    (
+        r"\w*_plugins|\w*_plugin_dir|libexec_dir|import_environment|sendmail_path|dsync_remote_cmd|"
+        r"auth_use_winbind|auth_winbind_helper_path|mail_chroot|valid_chroot_dirs|doveadm_\w+",
+        PROGRAM,
+    ),
+    (
+        r"mail_uid|mail_gid|mail_privileged_group|mail_access_groups|first_valid_uid|last_valid_uid|"
+        r"first_valid_gid|last_valid_gid|default_internal_user|default_internal_group|default_login_user",
+        PRIVILEGE,
+    ),
+    (
+        r"\w*_host|\w*_hosts|auth_policy_server_url|old_stats_carbon_server|imapc_\w+|pop3c_\w+|"
+        r"submission_relay_\w+|director_\w+|replicator_\w+|replication_\w+|lmtp_proxy|auth_proxy_self",
+        OUTSIDE,
+    ),
+    (
+        r"\w*_dir|\w*_dirs|\w*_path|\w*_file|base_dir|state_dir|instance_name|mail_location|mail_home|"
+        r"mail_attachment_fs|mail_full_filesystem_access|ssl_cert|ssl_key|ssl_ca|ssl_dh|ssl_alt_cert|ssl_alt_key|"
+        r"ssl_client_cert|ssl_client_key|ssl_crypto_device|ssl_key_password|auth_krb5_keytab|dict_db_config|"
+        r"mail_attribute_dict|login_access_sockets|\w*socket\w*",
+        FILE,
+    ),
 ]
 
 #: Postfix lookup tables, written ``type:name`` inside a value (``check_client_access hash:/x``)
-_TABLE_TYPES = re.compile(r"\b(btree|cdb|cidr|dbm|environ|fail|hash|inline|internal|ldap|lmdb|memcache|mysql|"
-                          r"netinfo|nis|nisplus|pcre|pgsql|pipemap|proxy|randmap|regexp|sdbm|socketmap|sqlite|"
-                          r"static|tcp|texthash|unionmap|unix|inet)\s*:", re.I)
+_TABLE_TYPES = re.compile(
+    r"\b(btree|cdb|cidr|dbm|environ|fail|hash|inline|internal|ldap|lmdb|memcache|mysql|"
+    r"netinfo|nis|nisplus|pcre|pgsql|pipemap|proxy|randmap|regexp|sdbm|socketmap|sqlite|"
+    r"static|tcp|texthash|unionmap|unix|inet)\s*:",
+    re.I,
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}")
 _SERVICE = re.compile(r"([a-z0-9][a-z0-9_.-]{0,39})/(inet|unix|unix-dgram|fifo|pass)/([a-z0-9][a-z0-9_-]{0,79})")
 MAX_VALUE = 1000
 
 
-@lru_cache(maxsize=None)
+@cache
 def known(daemon: str) -> frozenset[str]:
     """The setting names of the installed daemon (``postfix`` or ``dovecot``)."""
     name = {"postfix": "postfix-parameters.txt", "dovecot": "dovecot-settings.txt"}[daemon]
@@ -85,7 +115,7 @@ def daemon_version(daemon: str) -> str:
     return f"{m.group(1)} {m.group(2)}" if m else daemon
 
 
-@lru_cache(maxsize=None)
+@cache
 def master_services() -> frozenset[str]:
     """``service/type`` of every entry of the shipped master.cf (what ``-o`` overrides may name)."""
     text = (Path(__file__).resolve().parents[1] / "mailnode" / "postfix" / "master.cf.j2").read_text()
@@ -112,13 +142,17 @@ def value_problem(value: str, *, daemon: str, spaces: bool = True) -> tuple[str,
     if "$(" in value or "`" in value:
         return "the value holds '$(' or a backquote (command substitution)", plain
     if not spaces and re.search(r"\s", value):
-        return ("a master.cf override cannot hold spaces (postconf -P refuses them)",
-                "write a list with commas and no spaces: permit_sasl_authenticated,reject")
+        return (
+            "a master.cf override cannot hold spaces (postconf -P refuses them)",
+            "write a list with commas and no spaces: permit_sasl_authenticated,reject",
+        )
     if daemon == "postfix":
         m = _TABLE_TYPES.search(value)
         if m:
-            return f"the value names a lookup table '{m.group(1)}:': {TABLE}", \
-                "use restrictions that need no table (reject_unauth_destination, permit_sasl_authenticated...)"
+            return (
+                f"the value names a lookup table '{m.group(1)}:': {TABLE}",
+                "use restrictions that need no table (reject_unauth_destination, permit_sasl_authenticated...)",
+            )
         if re.search(r"\bcheck_policy_service\b", value):
             return f"the value uses check_policy_service: {OUTSIDE}", "remove check_policy_service"
     else:
@@ -140,7 +174,7 @@ def assert_safe(daemon: str, key: str, value: str, *, spaces: bool = True) -> No
 class Refusal:
     """One override the lab will not write, with where it is (the key) and why."""
 
-    section: str           # postfix, postfix_master, dovecot
+    section: str  # postfix, postfix_master, dovecot
     key: str
     message: str
     hint: str | None = None
@@ -149,37 +183,67 @@ class Refusal:
 def check(section: str, settings: dict[str, str]) -> list[Refusal]:
     """Every problem of one section of a mail node's ``config:``."""
     from lab.model.schema import suggest
+
     out: list[Refusal] = []
     for key, value in settings.items():
         if section == "postfix_master":
             m = _SERVICE.fullmatch(key)
             if not m:
-                out.append(Refusal(section, key, f"'{key}' is not service/type/parameter",
-                                   "e.g. submission/inet/smtpd_tls_security_level"))
+                out.append(
+                    Refusal(
+                        section,
+                        key,
+                        f"'{key}' is not service/type/parameter",
+                        "e.g. submission/inet/smtpd_tls_security_level",
+                    )
+                )
                 continue
             service, param = f"{m.group(1)}/{m.group(2)}", m.group(3)
             if service not in master_services():
-                out.append(Refusal(section, key, f"master.cf has no service '{service}'",
-                                   suggest(service, master_services()) or
-                                   "services: " + ", ".join(sorted(master_services()))))
+                out.append(
+                    Refusal(
+                        section,
+                        key,
+                        f"master.cf has no service '{service}'",
+                        suggest(service, master_services()) or "services: " + ", ".join(sorted(master_services())),
+                    )
+                )
                 continue
             daemon = "postfix"
         else:
             daemon = "postfix" if section == "postfix" else "dovecot"
             param = key
         if not _NAME.fullmatch(param):
-            out.append(Refusal(section, key, f"'{param}' is not a setting name",
-                               "a name of lower-case letters, digits and '_'; blocks are not accepted"))
+            out.append(
+                Refusal(
+                    section,
+                    key,
+                    f"'{param}' is not a setting name",
+                    "a name of lower-case letters, digits and '_'; blocks are not accepted",
+                )
+            )
             continue
         if param not in known(daemon):
-            out.append(Refusal(section, key, f"'{param}' is not a {daemon_version(daemon)} setting",
-                               suggest(param, known(daemon)) or
-                               f"see `{'postconf -d' if daemon == 'postfix' else 'doveconf -d'}` for the names"))
+            out.append(
+                Refusal(
+                    section,
+                    key,
+                    f"'{param}' is not a {daemon_version(daemon)} setting",
+                    suggest(param, known(daemon))
+                    or f"see `{'postconf -d' if daemon == 'postfix' else 'doveconf -d'}` for the names",
+                )
+            )
             continue
         why = _denied(_POSTFIX_DENIED if daemon == "postfix" else _DOVECOT_DENIED, param)
         if why:
-            out.append(Refusal(section, key, f"'{param}' may not be changed: {why}",
-                               "the lab's templates set it; change the settings that decide behaviour instead"))
+            out.append(
+                Refusal(
+                    section,
+                    key,
+                    f"'{param}' may not be changed: {why}",
+                    "the lab's templates set it; change the settings that decide behaviour instead",
+                )
+            )
             continue
         bad = value_problem(value, daemon=daemon, spaces=section != "postfix_master")
         if bad:
@@ -216,14 +280,12 @@ REFERENCE: dict[str, str] = {
     "submission/inet:smtpd_tls_auth_only": "yes",
     "submission/inet:smtpd_sasl_auth_enable": "yes",
     "submission/inet:smtpd_relay_restrictions": "permit_sasl_authenticated,reject",
-    "submission/inet:smtpd_sender_restrictions":
-        "reject_non_fqdn_sender,reject_sender_login_mismatch,reject_unlisted_sender",
+    "submission/inet:smtpd_sender_restrictions": "reject_non_fqdn_sender,reject_sender_login_mismatch,reject_unlisted_sender",
     "submission/inet:smtpd_recipient_restrictions": "reject_non_fqdn_recipient,reject_unlisted_recipient",
     "submissions/inet:smtpd_tls_wrappermode": "yes",
     "submissions/inet:smtpd_tls_auth_only": "yes",
     "submissions/inet:smtpd_relay_restrictions": "permit_sasl_authenticated,reject",
-    "submissions/inet:smtpd_sender_restrictions":
-        "reject_non_fqdn_sender,reject_sender_login_mismatch,reject_unlisted_sender",
+    "submissions/inet:smtpd_sender_restrictions": "reject_non_fqdn_sender,reject_sender_login_mismatch,reject_unlisted_sender",
     "submissions/inet:smtpd_recipient_restrictions": "reject_non_fqdn_recipient,reject_unlisted_recipient",
     "dovecot:ssl": "required",
     "dovecot:disable_plaintext_auth": "yes",
@@ -301,7 +363,7 @@ def _mynetworks_wide(v: str) -> bool:
         try:
             net = ipaddress.ip_network(w.strip("[]"), strict=False)
         except ValueError:
-            return True              # $names and other forms: cannot tell, so say so
+            return True  # $names and other forms: cannot tell, so say so
         if net.version != 4 or not net.subnet_of(loopback):  # type: ignore[arg-type]
             return True
     return False
@@ -312,15 +374,16 @@ def _seconds(v: str) -> float:
     if not m:
         return 0.0
     n = float(m.group(1))
-    unit = (m.group(2) or "s")
+    unit = m.group(2) or "s"
     return n / 1000 if unit.startswith("ms") else n * 60 if unit.startswith("m") else n
 
 
 _WEAKER: dict[str, Callable[[str, str], bool]] = {
     "mynetworks": lambda v, ref: _mynetworks_wide(v),
     "smtpd_relay_restrictions": lambda v, ref: not ({"reject_unauth_destination", "reject"} & set(_words(v))),
-    "smtpd_recipient_restrictions": lambda v, ref: (_words(v)[:1] in (["permit"], ["permit_mynetworks"])
-                                                    or "reject_unlisted_recipient" not in _words(v)),
+    "smtpd_recipient_restrictions": lambda v, ref: (
+        _words(v)[:1] in (["permit"], ["permit_mynetworks"]) or "reject_unlisted_recipient" not in _words(v)
+    ),
     "smtpd_sender_restrictions": lambda v, ref: bool(set(_words(ref)) - set(_words(v))),
     "smtpd_reject_unlisted_recipient": lambda v, ref: not _yes(v),
     "smtpd_tls_security_level": lambda v, ref: _LEVEL.get(v.strip(), 0) < _LEVEL.get(ref, 0),
@@ -346,8 +409,7 @@ _WEAKER: dict[str, Callable[[str, str], bool]] = {
     "auth_verbose_passwords": lambda v, ref: v.strip().lower() not in ("no", ""),
     "auth_debug_passwords": lambda v, ref: _yes(v),
     "login_trusted_networks": lambda v, ref: bool(v.strip()),
-    "ssl_cipher_list": lambda v, ref: bool(re.search(r"(?<![!\-])\b(aNULL|eNULL|NULL|EXPORT|RC4|DES|3DES|LOW)\b",
-                                                     v)),
+    "ssl_cipher_list": lambda v, ref: bool(re.search(r"(?<![!\-])\b(aNULL|eNULL|NULL|EXPORT|RC4|DES|3DES|LOW)\b", v)),
 }
 
 
@@ -356,11 +418,11 @@ class Override:
     """One changed setting of a mail node, next to what the shipped server has."""
 
     node: str
-    daemon: str          # "postfix", "postfix master.cf submission/inet", "dovecot"
+    daemon: str  # "postfix", "postfix master.cf submission/inet", "dovecot"
     setting: str
     value: str
-    reference: str | None      # the shipped value; None when the shipped config leaves the default
-    protects: str | None       # what the setting protects, when it is security-relevant
+    reference: str | None  # the shipped value; None when the shipped config leaves the default
+    protects: str | None  # what the setting protects, when it is security-relevant
     weakens: bool
 
     def line(self) -> str:
@@ -386,4 +448,13 @@ def overrides(node: str, sections: dict[str, dict[str, str]]) -> list[Override]:
             rule = _WEAKER.get(param)
             weak = bool(rule and rule(value, ref if ref is not None else ""))
             out.append(Override(node, daemon, param, value, ref, PROTECTS.get(param), weak))
+    return out
+
+
+def overrides_of(t: Any) -> list[Override]:
+    """Every mail node override of a topology file (a ``TopologyFile``)."""
+    out: list[Override] = []
+    for name, node in t.nodes.items():
+        if node.config is not None:
+            out.extend(overrides(name, node.config.sections()))
     return out

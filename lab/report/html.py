@@ -6,6 +6,7 @@ CSS and the topology SVG, shows every rendered config inline and links the logs,
 captures and machine-readable files by relative path, so the report folder can be
 copied or opened offline as it is.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,17 @@ from lab.report.svg import topology_svg
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
-CONFIG_LIMIT = 256 * 1024          # bytes of one config shown inline
+CONFIG_LIMIT = 256 * 1024  # bytes of one config shown inline
 STATUS_MARK = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 
 
 def _env() -> Environment:
-    return Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True),
-                       trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _secs(value: Any) -> str:
@@ -67,12 +72,21 @@ def _steps(summary: dict[str, Any]) -> list[dict[str, Any]]:
         details = s.get("details") or {}
         tb = details.get("traceback") if isinstance(details, dict) else None
         shown = {k: v for k, v in details.items() if k != "traceback"} if isinstance(details, dict) else details
-        out.append({"index": f"{int(s.get('index', 0)):02d}", "kind": s.get("kind", ""), "name": s.get("name", ""),
-                    "status": status, "mark": STATUS_MARK.get(status, status.upper()),
-                    "bad": status in ("failed", "error"), "duration": _secs(s.get("duration")),
-                    "message": s.get("message", ""), "line": s.get("line"),
-                    "details": json.dumps(shown, indent=2, sort_keys=False, default=str) if shown else "",
-                    "traceback": tb or ""})
+        out.append(
+            {
+                "index": f"{int(s.get('index', 0)):02d}",
+                "kind": s.get("kind", ""),
+                "name": s.get("name", ""),
+                "status": status,
+                "mark": STATUS_MARK.get(status, status.upper()),
+                "bad": status in ("failed", "error"),
+                "duration": _secs(s.get("duration")),
+                "message": s.get("message", ""),
+                "line": s.get("line"),
+                "details": json.dumps(shown, indent=2, sort_keys=False, default=str) if shown else "",
+                "traceback": tb or "",
+            }
+        )
     return out
 
 
@@ -82,19 +96,32 @@ def _probes(summary: dict[str, Any]) -> list[dict[str, Any]]:
         if s.get("kind") == "firewall_matrix":
             for r in (s.get("details") or {}).get("matrix", []):
                 status = "passed" if r.get("ok") else "failed"
-                rows.append({"step": f"{int(s.get('index', 0)):02d}",
-                             "name": f"{r.get('from')} -> {r.get('to')} ({r.get('src')} -> {r.get('dst')}), policy {r.get('policy')}",
-                             "target": r.get("port", ""), "state": r.get("seen", ""), "status": status,
-                             "mark": STATUS_MARK.get(status, ""), "message": "as the policy says" if r.get("ok")
-                             else "DISAGREES with the policy"})
+                rows.append(
+                    {
+                        "step": f"{int(s.get('index', 0)):02d}",
+                        "name": f"{r.get('from')} -> {r.get('to')} ({r.get('src')} -> {r.get('dst')}), policy {r.get('policy')}",
+                        "target": r.get("port", ""),
+                        "state": r.get("seen", ""),
+                        "status": status,
+                        "mark": STATUS_MARK.get(status, ""),
+                        "message": "as the policy says" if r.get("ok") else "DISAGREES with the policy",
+                    }
+                )
             continue
         if s.get("kind") != "probe":
             continue
         d = s.get("details") or {}
-        rows.append({"step": f"{int(s.get('index', 0)):02d}", "name": s.get("name", ""),
-                     "target": f"{d.get('proto', '?')}/{d.get('port', '?')} on {d.get('target', '?')}",
-                     "state": d.get("state", ""), "status": s.get("status", ""),
-                     "mark": STATUS_MARK.get(str(s.get("status")), ""), "message": s.get("message", "")})
+        rows.append(
+            {
+                "step": f"{int(s.get('index', 0)):02d}",
+                "name": s.get("name", ""),
+                "target": f"{d.get('proto', '?')}/{d.get('port', '?')} on {d.get('target', '?')}",
+                "state": d.get("state", ""),
+                "status": s.get("status", ""),
+                "mark": STATUS_MARK.get(str(s.get("status")), ""),
+                "message": s.get("message", ""),
+            }
+        )
     return rows
 
 
@@ -105,8 +132,13 @@ def _routes(summary: dict[str, Any]) -> list[dict[str, Any]]:
         if s.get("kind") != "routes" or not isinstance(d.get("routes"), list):
             continue
         node = str(s.get("name", "")).split(":", 1)[0]
-        out.append({"title": f"step {int(s.get('index', 0)):02d}: {s.get('name', '')}", "node": node,
-                    "table": _table(d["routes"], ("dst", "gateway", "dev", "protocol", "metric", "prefsrc", "scope"))})
+        out.append(
+            {
+                "title": f"step {int(s.get('index', 0)):02d}: {s.get('name', '')}",
+                "node": node,
+                "table": _table(d["routes"], ("dst", "gateway", "dev", "protocol", "metric", "prefsrc", "scope")),
+            }
+        )
     return out
 
 
@@ -129,7 +161,9 @@ def _firewalls(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 entry["policy"] = json.dumps(fw["policy"], indent=2, default=str)
             rest = {k: v for k, v in fw.items() if k not in ("ruleset", "counters", "policy", "node")}
             if rest:
-                entry["other"] = (entry["other"] + "\n" if entry["other"] else "") + json.dumps(rest, indent=2, default=str)
+                entry["other"] = (entry["other"] + "\n" if entry["other"] else "") + json.dumps(
+                    rest, indent=2, default=str
+                )
         else:
             entry["ruleset"] = str(fw)
         out.append(entry)
@@ -145,9 +179,16 @@ def _captures(summary: dict[str, Any], report_dir: Path) -> list[dict[str, Any]]
         if not isinstance(c, dict):
             continue
         f = str(c.get("file", "") or "")
-        out.append({"link": c.get("link", ""), "file": f, "exists": bool(f) and (report_dir / f).is_file(),
-                    "packets": c.get("packets", ""), "dropped": c.get("dropped", ""),
-                    "bad": bool(c.get("dropped"))})
+        out.append(
+            {
+                "link": c.get("link", ""),
+                "file": f,
+                "exists": bool(f) and (report_dir / f).is_file(),
+                "packets": c.get("packets", ""),
+                "dropped": c.get("dropped", ""),
+                "bad": bool(c.get("dropped")),
+            }
+        )
     return out
 
 
@@ -159,9 +200,16 @@ def _artefacts(summary: dict[str, Any], report_dir: Path) -> tuple[list[dict[str
         rel = str(a.get("path", ""))
         path = report_dir / rel
         size = path.stat().st_size if path.is_file() else None
-        item = {"node": a.get("node", ""), "daemon": a.get("daemon", ""), "path": rel,
-                "shown_as": a.get("shown_as", ""), "size": _size(size) if size is not None else "missing",
-                "missing": size is None, "text": "", "truncated": False}
+        item = {
+            "node": a.get("node", ""),
+            "daemon": a.get("daemon", ""),
+            "path": rel,
+            "shown_as": a.get("shown_as", ""),
+            "size": _size(size) if size is not None else "missing",
+            "missing": size is None,
+            "text": "",
+            "truncated": False,
+        }
         if a.get("kind") == "config":
             if size is not None:
                 raw = path.read_bytes()[:CONFIG_LIMIT]
@@ -186,9 +234,19 @@ def _traces(summary: dict[str, Any], report_dir: Path) -> list[dict[str, Any]]:
             h["bad"] = h.get("status") not in ("ok", None)
             h["log_name"] = str(h.get("log", "")).rsplit("/", 1)[-1]
             h["wire_text"] = "; ".join(
-                " ".join(str(x) for x in (w.get("flow"), w.get("link") and f"on {w['link']}",
-                                          w.get("mode"), w.get("version"), w.get("cipher")) if x)
-                for w in h.get("wire", []))
+                " ".join(
+                    str(x)
+                    for x in (
+                        w.get("flow"),
+                        w.get("link") and f"on {w['link']}",
+                        w.get("mode"),
+                        w.get("version"),
+                        w.get("cipher"),
+                    )
+                    if x
+                )
+                for w in h.get("wire", [])
+            )
         t.setdefault("error", "")
     return traces
 
@@ -197,10 +255,15 @@ def _timings(summary: dict[str, Any]) -> dict[str, Any]:
     timings = summary.get("timings") or {}
     teardown = summary.get("teardown") or {}
     phases = [{"name": k, "seconds": _secs(v)} for k, v in timings.items() if k not in ("ready", "teardown")]
-    return {"ready": _secs(timings.get("ready")) if "ready" in timings else "–",
-            "whole": _secs(summary.get("duration")),
-            "teardown": _secs(teardown.get("seconds", timings.get("teardown"))) if teardown or "teardown" in timings else "–",
-            "phases": phases, "problems": [str(p) for p in teardown.get("problems", []) or []]}
+    return {
+        "ready": _secs(timings.get("ready")) if "ready" in timings else "–",
+        "whole": _secs(summary.get("duration")),
+        "teardown": _secs(teardown.get("seconds", timings.get("teardown")))
+        if teardown or "teardown" in timings
+        else "–",
+        "phases": phases,
+        "problems": [str(p) for p in teardown.get("problems", []) or []],
+    }
 
 
 def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) -> dict[str, Any]:
@@ -220,22 +283,32 @@ def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) 
     status = str(summary.get("status", "unknown"))
     return {
         "title": f"{summary.get('scenario', '?')} on {summary.get('topology', '?')}: {status.upper()}",
-        "run": {k: summary.get(k, "") for k in ("run_id", "scenario", "scenario_file", "topology", "topology_file",
-                                                  "started", "prefix", "schema")},
-        "status": status, "error": summary.get("error", ""),
+        "run": {
+            k: summary.get(k, "")
+            for k in ("run_id", "scenario", "scenario_file", "topology", "topology_file", "started", "prefix", "schema")
+        },
+        "status": status,
+        "error": summary.get("error", ""),
         "counts": [{"name": k, "n": v} for k, v in counts.items()],
         "timings": _timings(summary),
         "diagram": Markup(diagram) if diagram else "",
-        "steps": steps, "failed_steps": [s for s in steps if s["bad"]],
+        "steps": steps,
+        "failed_steps": [s for s in steps if s["bad"]],
         "traces": _traces(summary, report_dir),
         "leases": _table(summary.get("leases", []), ("node", "address", "router", "dns", "search")),
         "dns": _table(summary.get("dns_records", []), ("zone", "server", "owner", "type", "value")),
-        "firewalls": _firewalls(summary), "probes": _probes(summary), "routes": _routes(summary),
+        "firewalls": _firewalls(summary),
+        "probes": _probes(summary),
+        "routes": _routes(summary),
         "captures": _captures(summary, report_dir),
         "environment": [{"name": k, "value": v} for k, v in (summary.get("environment") or {}).items()],
-        "configs": configs, "logs": logs, "files": files,
-        "overrides": [{**o, "reference": "the default" if o.get("reference") is None else o["reference"]}
-                      for o in sorted(summary.get("overrides") or [], key=lambda o: not o.get("weakens"))],
+        "configs": configs,
+        "logs": logs,
+        "files": files,
+        "overrides": [
+            {**o, "reference": "the default" if o.get("reference") is None else o["reference"]}
+            for o in sorted(summary.get("overrides") or [], key=lambda o: not o.get("weakens"))
+        ],
         "css": Markup((TEMPLATES / "report.css").read_text()),
     }
 

@@ -12,23 +12,30 @@ Hops are plain dicts in causal order.  Logs carry no year and only whole seconds
 facts (``summary["wire"]``: one dict per captured flow, ``"flow": "tcp C:cp > S:sp"``),
 the matching flows are attached to the hops that made those connections.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 SYSLOG_RE = re.compile(r"^(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d(?:\.\d+)?) (?P<rest>.*)$")
 POSTFIX_RE = re.compile(r"^(?:(?P<host>\S+) )?(?P<prog>postfix(?:/[\w.-]+)*)\[(?P<pid>\d+)\]: (?P<msg>.*)$")
 QID_RE = re.compile(r"^(?P<qid>[0-9A-F]{6,}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{12,}): (?P<what>.*)$")
-NAMED_RE = re.compile(r"^(?P<date>\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d\.\d+) .*?client @\S+ (?P<ip>[\d.]+)#\d+ "
-                      r"\((?P<name>[^)]*)\): query: (?P<q>\S+) IN (?P<type>\S+)")
-TLS_RE = re.compile(r"TLS connection established (?:from|to) (?P<peer>\S+?): (?P<version>TLSv[\d.]+) with cipher (?P<cipher>\S+)")
+NAMED_RE = re.compile(
+    r"^(?P<date>\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d\.\d+) .*?client @\S+ (?P<ip>[\d.]+)#\d+ "
+    r"\((?P<name>[^)]*)\): query: (?P<q>\S+) IN (?P<type>\S+)"
+)
+TLS_RE = re.compile(
+    r"TLS connection established (?:from|to) (?P<peer>\S+?): (?P<version>TLSv[\d.]+) with cipher (?P<cipher>\S+)"
+)
 PEER_RE = re.compile(r"(?P<name>[^\s\[]+)\[(?P<ip>[^\]]+)\](?::(?P<port>\d+))?")
 KV_RE = re.compile(r"(\w+)=(<[^>]*>|\([^)]*\)|[^,\s]+)")
-MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+MONTHS = {
+    m: i for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)
+}
 SERVICE_PORTS = {"submission": 587, "smtps": 465, "smtpd": 25}
 FETCH_PORTS = {("imap", True): 993, ("imap", False): 143, ("pop3", True): 995, ("pop3", False): 110}
 
@@ -36,12 +43,12 @@ FETCH_PORTS = {("imap", True): 993, ("imap", False): 143, ("pop3", True): 995, (
 @dataclass
 class Line:
     node: str
-    log: str                      # path relative to the report dir
+    log: str  # path relative to the report dir
     lineno: int
     text: str
-    time: str                     # as written in the log
+    time: str  # as written in the log
     ts: float | None
-    prog: str = ""                # postfix/submission/smtpd, imap-login, lmtp(...)
+    prog: str = ""  # postfix/submission/smtpd, imap-login, lmtp(...)
     pid: str = ""
     msg: str = ""
 
@@ -95,7 +102,10 @@ class Logs:
             else:
                 prog, _, msg = rest.partition(": ")
                 level, sep, text = msg.partition(": ")
-                line.prog, line.msg = prog, text if sep and level in ("Info", "Warning", "Error", "Fatal", "Panic") else msg
+                line.prog, line.msg = (
+                    prog,
+                    text if sep and level in ("Info", "Warning", "Error", "Fatal", "Panic") else msg,
+                )
             out.append(line)
         return out
 
@@ -109,8 +119,17 @@ class Logs:
                 ts: float | None = dt.timestamp()
             except ValueError:
                 ts = None
-            self.queries.append((ts, m["date"].split(" ", 1)[1], m["ip"], m["q"].rstrip(".").lower(),
-                                 m["type"], f"{self._rel(path)}", k))
+            self.queries.append(
+                (
+                    ts,
+                    m["date"].split(" ", 1)[1],
+                    m["ip"],
+                    m["q"].rstrip(".").lower(),
+                    m["type"],
+                    f"{self._rel(path)}",
+                    k,
+                )
+            )
 
     def _ts(self, mon: str, day: str, hms: str) -> float | None:
         try:
@@ -125,11 +144,11 @@ def _year_tz(summary: dict[str, Any]) -> tuple[int, timezone]:
     started = str(summary.get("started", ""))
     try:
         dt = datetime.strptime(started, "%Y-%m-%dT%H:%M:%S%z")
-        return dt.year, dt.tzinfo if isinstance(dt.tzinfo, timezone) else timezone.utc
+        return dt.year, dt.tzinfo if isinstance(dt.tzinfo, timezone) else UTC
     except ValueError:
         run_id = str(summary.get("run_id", ""))
         year = int(run_id[:4]) if run_id[:4].isdigit() else datetime.now().year
-        return year, timezone.utc
+        return year, UTC
 
 
 def _kv(text: str) -> dict[str, str]:
@@ -142,9 +161,18 @@ def _peer(text: str) -> dict[str, str]:
 
 
 def _hop(line: Line, stage: str, text: str, **extra: Any) -> dict[str, Any]:
-    hop = {"node": line.node, "stage": stage, "text": text, "time": line.time, "ts": line.ts,
-           "daemon": line.prog.split("(")[0], "log": line.log, "lineno": line.lineno, "line": line.text,
-           "status": "ok"}
+    hop = {
+        "node": line.node,
+        "stage": stage,
+        "text": text,
+        "time": line.time,
+        "ts": line.ts,
+        "daemon": line.prog.split("(")[0],
+        "log": line.log,
+        "lineno": line.lineno,
+        "line": line.text,
+        "status": "ok",
+    }
     hop.update({k: v for k, v in extra.items() if v not in (None, "")})
     return hop
 
@@ -155,7 +183,7 @@ class _Tracer:
         self.msg = msg
         self.mid = str(msg.get("message_id") or "")
         self.hops: list[dict[str, Any]] = []
-        self.mailboxes: list[tuple[str, str, float | None]] = []   # (node, user, saved ts)
+        self.mailboxes: list[tuple[str, str, float | None]] = []  # (node, user, saved ts)
         self.seen: set[tuple[str, str]] = set()
 
     def start(self) -> None:
@@ -204,8 +232,15 @@ class _Tracer:
             elif what.startswith("message-id="):
                 self.hops.append(_hop(ln, "cleanup", f"message-id {what.split('=', 1)[1]}", queue_id=qid))
             elif what.startswith("from=") and "queue active" in what:
-                self.hops.append(_hop(ln, "queued", f"queued from {kv.get('from', '<>')}, {kv.get('size', '?')} bytes, "
-                                                    f"{kv.get('nrcpt', '?')} recipient(s)", queue_id=qid))
+                self.hops.append(
+                    _hop(
+                        ln,
+                        "queued",
+                        f"queued from {kv.get('from', '<>')}, {kv.get('size', '?')} bytes, "
+                        f"{kv.get('nrcpt', '?')} recipient(s)",
+                        queue_id=qid,
+                    )
+                )
             elif "to=" in what and "status=" in what:
                 self._delivery(node, lines, k, qid, kv)
             elif what == "removed":
@@ -217,14 +252,15 @@ class _Tracer:
         for nxt, nqid in onward:
             self.queue(nxt, nqid, via={"node": node, "queue_id": qid})
 
-    def _session(self, node: str, lines: list[Line], k: int, service: str, kv: dict[str, str],
-                 via: dict[str, Any] | None) -> None:
+    def _session(
+        self, node: str, lines: list[Line], k: int, service: str, kv: dict[str, str], via: dict[str, Any] | None
+    ) -> None:
         ln = lines[k]
         qid = ln.msg.split(":", 1)[0]
         client = _peer(kv.get("client", ""))
         tls = None
         connect = None
-        for j in range(k - 1, -1, -1):           # the same smtpd process, back to its connect
+        for j in range(k - 1, -1, -1):  # the same smtpd process, back to its connect
             prev = lines[j]
             if prev.prog != ln.prog or prev.pid != ln.pid:
                 continue
@@ -236,13 +272,27 @@ class _Tracer:
                 break
         port = SERVICE_PORTS.get(service, 25)
         server_ips = sorted(self.logs.addresses.get(node, set()))
-        extra = {"queue_id": qid, "service": service, "port": port, "client": client.get("ip"),
-                 "client_name": client.get("name"), "server": server_ips[0] if server_ips else None,
-                 "tls": tls, "sasl_username": kv.get("sasl_username")}
+        extra = {
+            "queue_id": qid,
+            "service": service,
+            "port": port,
+            "client": client.get("ip"),
+            "client_name": client.get("name"),
+            "server": server_ips[0] if server_ips else None,
+            "tls": tls,
+            "sasl_username": kv.get("sasl_username"),
+        }
         if connect is not None:
-            self.hops.append(_hop(connect, "connect", f"{service} on port {port}: connect from "
-                                  f"{client.get('name', '?')}[{client.get('ip', '?')}]",
-                                  service=service, port=port, client=client.get("ip")))
+            self.hops.append(
+                _hop(
+                    connect,
+                    "connect",
+                    f"{service} on port {port}: connect from {client.get('name', '?')}[{client.get('ip', '?')}]",
+                    service=service,
+                    port=port,
+                    client=client.get("ip"),
+                )
+            )
         who = f" as {kv['sasl_username']}" if kv.get("sasl_username") else ""
         stage = "received" if via else "submitted"
         tls_txt = f" over {tls['version']}" if tls else " without TLS"
@@ -261,8 +311,16 @@ class _Tracer:
         ok = status == "sent"
         st = "ok" if ok else "deferred" if status == "deferred" else "failed"
         if agent == "lmtp" or "dovecot-lmtp" in relay or agent in ("local", "virtual"):
-            self.hops.append(_hop(ln, "delivery", f"{agent} to {rcpt} via {relay}: {status}" + (f" ({reply})" if reply else ""),
-                                  queue_id=qid, rcpt=rcpt, status=st))
+            self.hops.append(
+                _hop(
+                    ln,
+                    "delivery",
+                    f"{agent} to {rcpt} via {relay}: {status}" + (f" ({reply})" if reply else ""),
+                    queue_id=qid,
+                    rcpt=rcpt,
+                    status=st,
+                )
+            )
             if ok:
                 self._saved(node, rcpt, reply)
             return
@@ -282,10 +340,22 @@ class _Tracer:
         src_ips = sorted(self.logs.addresses.get(node, set()))
         tls_txt = f" over {tls['version']}" if tls else ""
         new = re.search(r"queued as (\S+?)\)?$", reply)
-        self.hops.append(_hop(ln, "relay", f"{agent} to {rcpt} via {relay}{tls_txt}: {status}" + (f" ({reply})" if reply else ""),
-                              queue_id=qid, rcpt=rcpt, status=st, server=peer.get("ip"), server_name=peer.get("name"),
-                              port=int(peer["port"]) if peer.get("port") else 25, client=src_ips[0] if src_ips else None,
-                              tls=tls, next_queue_id=new.group(1) if new else None))
+        self.hops.append(
+            _hop(
+                ln,
+                "relay",
+                f"{agent} to {rcpt} via {relay}{tls_txt}: {status}" + (f" ({reply})" if reply else ""),
+                queue_id=qid,
+                rcpt=rcpt,
+                status=st,
+                server=peer.get("ip"),
+                server_name=peer.get("name"),
+                port=int(peer["port"]) if peer.get("port") else 25,
+                client=src_ips[0] if src_ips else None,
+                tls=tls,
+                next_queue_id=new.group(1) if new else None,
+            )
+        )
         if ok and new:
             nxt = self._find_queue(new.group(1), want_mid=True)
             if nxt is not None:
@@ -307,9 +377,21 @@ class _Tracer:
             return
         self.seen.add(key)
         server = log.split("/")[1] if log.startswith("nodes/") else ""
-        self.hops.append({"node": node, "stage": "mx", "text": f"MX lookup for {domain} from {ip} answered by {server}",
-                          "time": time, "ts": qts, "daemon": "named", "log": log, "lineno": lineno, "line": "",
-                          "status": "ok", "dns_server": server})
+        self.hops.append(
+            {
+                "node": node,
+                "stage": "mx",
+                "text": f"MX lookup for {domain} from {ip} answered by {server}",
+                "time": time,
+                "ts": qts,
+                "daemon": "named",
+                "log": log,
+                "lineno": lineno,
+                "line": "",
+                "status": "ok",
+                "dns_server": server,
+            }
+        )
 
     def _saved(self, node: str, rcpt: str, reply: str) -> None:
         session = ""
@@ -342,21 +424,47 @@ class _Tracer:
                     continue
                 tls = "TLS" in ln.msg.split(", ")
                 session = kv.get("session", "").strip("<>")
-                read = next((x for x in lines[k + 1:] if x.prog.startswith(f"{proto}({user})") and f"<{session}>" in x.prog
-                             and "Disconnected" in x.msg), None)
+                read = next(
+                    (
+                        x
+                        for x in lines[k + 1 :]
+                        if x.prog.startswith(f"{proto}({user})")
+                        and f"<{session}>" in x.prog
+                        and "Disconnected" in x.msg
+                    ),
+                    None,
+                )
                 stats = ""
                 if read is not None:
                     rk = _kv(read.msg)
-                    stats = (f"retr={rk['retr']}" if "retr" in rk else
-                             f"body_count={rk['body_count']}" if "body_count" in rk else "")
-                self.hops.append(_hop(ln, "fetch", f"{proto.upper()} login as {user} from {kv.get('rip', '?')}"
-                                      f"{' over TLS' if tls else ''}" + (f", read {stats}" if stats else ""),
-                                      rcpt=user, protocol=proto, client=kv.get("rip"), server=kv.get("lip"),
-                                      port=FETCH_PORTS.get((proto, tls))))
+                    stats = (
+                        f"retr={rk['retr']}"
+                        if "retr" in rk
+                        else f"body_count={rk['body_count']}"
+                        if "body_count" in rk
+                        else ""
+                    )
+                self.hops.append(
+                    _hop(
+                        ln,
+                        "fetch",
+                        f"{proto.upper()} login as {user} from {kv.get('rip', '?')}"
+                        f"{' over TLS' if tls else ''}" + (f", read {stats}" if stats else ""),
+                        rcpt=user,
+                        protocol=proto,
+                        client=kv.get("rip"),
+                        server=kv.get("lip"),
+                        port=FETCH_PORTS.get((proto, tls)),
+                    )
+                )
                 break
         # in the order the scenario fetched them
-        self.hops[first:] = sorted(self.hops[first:], key=lambda h: wanted.index((h["rcpt"], h["protocol"]))
-                                   if (h["rcpt"], h["protocol"]) in wanted else len(wanted))
+        self.hops[first:] = sorted(
+            self.hops[first:],
+            key=lambda h: (
+                wanted.index((h["rcpt"], h["protocol"])) if (h["rcpt"], h["protocol"]) in wanted else len(wanted)
+            ),
+        )
 
 
 def _flows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -409,8 +517,17 @@ def trace(report_dir: Path | str, summary: dict[str, Any]) -> list[dict[str, Any
         if flows:
             _attach_wire(t.hops, flows)
         delivered = sorted({h["rcpt"] for h in t.hops if h["stage"] == "saved"})
-        out.append({"label": label, "message_id": msg.get("message_id"), "queue_id": msg.get("queue_id"),
-                    "sender": msg.get("sender"), "to": list(msg.get("to") or []), "subject": msg.get("subject"),
-                    "delivered": delivered, "hops": t.hops,
-                    "complete": bool(t.hops) and set(msg.get("to") or []) <= set(delivered)})
+        out.append(
+            {
+                "label": label,
+                "message_id": msg.get("message_id"),
+                "queue_id": msg.get("queue_id"),
+                "sender": msg.get("sender"),
+                "to": list(msg.get("to") or []),
+                "subject": msg.get("subject"),
+                "delivered": delivered,
+                "hops": t.hops,
+                "complete": bool(t.hops) and set(msg.get("to") or []) <= set(delivered),
+            }
+        )
     return out

@@ -1,8 +1,11 @@
 """The result of one run, as plain data every renderer reads."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+BASE = "https://mail-lab.invalid/schema"
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 
@@ -59,3 +62,14 @@ class RunResult:
         d["counts"] = self.counts
         d["schema"] = "mail-lab/summary/v1"
         return d
+
+
+def summary_schema() -> dict[str, Any]:
+    """The JSON Schema of summary.json (``mail-lab/summary/v1``)."""
+    from pydantic import TypeAdapter
+
+    sch = TypeAdapter(RunResult).json_schema()
+    sch["properties"]["counts"] = {"type": "object", "additionalProperties": {"type": "integer"}}
+    sch["properties"]["schema"] = {"const": "mail-lab/summary/v1"}
+    sch["required"] = sorted(set(sch.get("required", [])) | {"counts", "schema", "status", "steps"})
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{BASE}/summary.schema.json", **sch}

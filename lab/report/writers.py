@@ -1,9 +1,11 @@
 """Renderers: summary.json and junit.xml (one test case per step)."""
+
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import cast
 
 from lab.report.results import ERROR, FAILED, SKIPPED, RunResult
 
@@ -15,9 +17,16 @@ def write_json(result: RunResult, path: Path) -> Path:
 
 def write_junit(result: RunResult, path: Path) -> Path:
     counts = result.counts
-    suite = ET.Element("testsuite", name=f"mail-lab.{result.scenario}", tests=str(len(result.steps)),
-                       failures=str(counts[FAILED]), errors=str(counts[ERROR] + (1 if result.error else 0)),
-                       skipped=str(counts[SKIPPED]), time=f"{result.duration:.3f}", timestamp=result.started)
+    suite = ET.Element(
+        "testsuite",
+        name=f"mail-lab.{result.scenario}",
+        tests=str(len(result.steps)),
+        failures=str(counts[FAILED]),
+        errors=str(counts[ERROR] + (1 if result.error else 0)),
+        skipped=str(counts[SKIPPED]),
+        time=f"{result.duration:.3f}",
+        timestamp=result.started,
+    )
     props = ET.SubElement(suite, "properties")
     for k, v in {"run_id": result.run_id, "topology": result.topology, **result.environment}.items():
         ET.SubElement(props, "property", name=k, value=str(v))
@@ -25,8 +34,13 @@ def write_junit(result: RunResult, path: Path) -> Path:
         case = ET.SubElement(suite, "testcase", classname=f"{result.scenario}.lab", name="build and deploy")
         ET.SubElement(case, "error", message=result.error.splitlines()[0]).text = result.error
     for s in result.steps:
-        case = ET.SubElement(suite, "testcase", classname=f"{result.scenario}.{s.kind}",
-                             name=f"{s.index:02d} {s.name}", time=f"{s.duration:.3f}")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"{result.scenario}.{s.kind}",
+            name=f"{s.index:02d} {s.name}",
+            time=f"{s.duration:.3f}",
+        )
         if s.status == FAILED:
             ET.SubElement(case, "failure", message=s.message).text = json.dumps(s.details, indent=2, default=str)
         elif s.status == ERROR:
@@ -34,7 +48,7 @@ def write_junit(result: RunResult, path: Path) -> Path:
         elif s.status == SKIPPED:
             ET.SubElement(case, "skipped", message=s.message)
     tree = ET.ElementTree(ET.Element("testsuites"))
-    tree.getroot().append(suite)
+    cast(ET.Element, tree.getroot()).append(suite)  # the root passed to ElementTree() above
     ET.indent(tree)
     tree.write(path, encoding="utf-8", xml_declaration=True)
     return path
@@ -44,5 +58,8 @@ def write_text(result: RunResult) -> str:
     lines = []
     for s in result.steps:
         mark = {"passed": "PASS", "failed": "FAIL", "error": "ERR ", "skipped": "SKIP"}[s.status]
-        lines.append(f"  {mark} {s.index:02d} {s.name} ({s.duration:.2f} s)" + (f"\n       {s.message}" if s.message and s.status != "passed" else ""))
+        lines.append(
+            f"  {mark} {s.index:02d} {s.name} ({s.duration:.2f} s)"
+            + (f"\n       {s.message}" if s.message and s.status != "passed" else "")
+        )
     return "\n".join(lines)

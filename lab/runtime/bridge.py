@@ -4,8 +4,11 @@ Mininet's LinuxBridge sets STP options through brctl after the ports are added a
 passes ``setbridgeprio`` no bridge name; this one creates the bridge with ``ip link``
 and all its options first, then adds the ports.
 """
+
 from __future__ import annotations
 
+import json
+import subprocess
 from typing import Any
 
 from mininet.nodelib import LinuxBridge
@@ -30,8 +33,9 @@ class LabBridge(LinuxBridge):
                 self.cmd("ip", "link", "set", intf.name, "master", self.name)
                 if self.hub:
                     # never learn where a MAC lives: every frame goes to every port
-                    self.cmd("ip", "link", "set", "dev", intf.name, "type", "bridge_slave", "learning", "off",
-                             "flood", "on")
+                    self.cmd(
+                        "ip", "link", "set", "dev", intf.name, "type", "bridge_slave", "learning", "off", "flood", "on"
+                    )
                 self.cmd("ip", "link", "set", intf.name, "up")
         self.cmd("ip", "link", "set", self.name, "up")
 
@@ -44,3 +48,15 @@ class LabBridge(LinuxBridge):
             return True
         out = self.cmd("bridge", "link", "show")
         return "forwarding" in out
+
+
+def port_states(bridges: list[str]) -> dict[str, str]:
+    """The STP state of every port of these bridges (forwarding, blocking, learning...)."""
+    states: dict[str, str] = {}
+    for br in bridges:
+        r = subprocess.run(
+            ["bridge", "-j", "link", "show", "master", br], capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
+        for port in json.loads(r.stdout or "[]"):
+            states[port["ifname"]] = port.get("state", "?")
+    return states

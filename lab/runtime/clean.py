@@ -5,6 +5,7 @@ shells named ``mininet:<prefix>-*``, every process in those shells' network
 namespaces, processes whose command line names the run's state directory, and
 root-namespace links whose names start with ``<prefix>b``.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.runtime.node import kill_pids, pids_in_netns
-from lab.runtime.rundir import STATE_ROOT, claims, pid_alive, remove_state
+from lab.runtime import proc
+from lab.runtime.node import pids_in_netns
+from lab.runtime.rundir import STATE_ROOT, claims, remove_state
 
 RUN_RE = re.compile(re.escape(str(STATE_ROOT / "runs")) + r"/([0-9]{8}-[0-9]{6}-[0-9a-f]{4})")
 
@@ -33,8 +35,10 @@ class CleanReport:
         if not (self.prefixes or self.killed or self.links or self.dirs):
             text = "nothing to clean"
         else:
-            text = (f"cleaned {len(self.prefixes)} lab(s) {' '.join(self.prefixes)}: "
-                    f"{len(self.killed)} process(es), {len(self.links)} link(s), {len(self.dirs)} dir(s)")
+            text = (
+                f"cleaned {len(self.prefixes)} lab(s) {' '.join(self.prefixes)}: "
+                f"{len(self.killed)} process(es), {len(self.links)} link(s), {len(self.dirs)} dir(s)"
+            )
         if self.skipped_live:
             text += f"; left running labs alone: {' '.join(self.skipped_live)} (use --force to remove them too)"
         return text
@@ -92,7 +96,7 @@ def runs_of(pid: int) -> set[str]:
             continue
         source = tail[1]
         if source.startswith("mail-lab-"):
-            found.add(source[len("mail-lab-"):])
+            found.add(source[len("mail-lab-") :])
         m = re.search(r"/runs/([0-9]{8}-[0-9]{6}-[0-9a-f]{4})(/|$)", fields[3])
         if m:
             found.add(m.group(1))
@@ -126,7 +130,7 @@ def lab_processes(prefix: str, state: str | None) -> set[int]:
 
 def clean_prefix(prefix: str, state: str | None, report: CleanReport) -> None:
     victims = lab_processes(prefix, state)
-    kill_pids(sorted(victims), grace=1.0)
+    proc.terminate(sorted(victims), grace=1.0)
     report.killed.extend(sorted(victims))
     for name in _links():
         if name.startswith(f"{prefix}b"):
@@ -164,7 +168,7 @@ def clean(force: bool = False) -> CleanReport:
                 orphans.setdefault(d.name, set())
     for run_id, pids in orphans.items():
         victims = set(pids) | lab_processes("-none-", str(STATE_ROOT / "runs" / run_id))
-        kill_pids(sorted(victims), grace=1.0)
+        proc.terminate(sorted(victims), grace=1.0)
         report.killed.extend(sorted(victims))
         d = STATE_ROOT / "runs" / run_id
         if d.exists():
@@ -179,5 +183,5 @@ def owner_of(prefix: str) -> dict | None:
         info = json.loads(p.read_text())
     except (OSError, ValueError):
         return None
-    info["alive"] = pid_alive(int(info.get("pid", 0)))
+    info["alive"] = proc.alive(int(info.get("pid", 0)))
     return info

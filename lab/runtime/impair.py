@@ -6,6 +6,7 @@ nftables random drop inside the node at each end of the link, and a delay is ref
 before anything is built unless the link says ``delay_optional: true`` (then the run
 records that the delay was not applied).
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,8 +21,13 @@ from lab.runtime.node import LabNode
 def netem_available() -> bool:
     """Try netem on the loopback of a throwaway network namespace."""
     try:
-        r = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up && tc qdisc add dev lo root netem delay 1ms"],
-                           capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            ["unshare", "-n", "sh", "-c", "ip link set lo up && tc qdisc add dev lo root netem delay 1ms"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return r.returncode == 0
@@ -36,16 +42,24 @@ def check_supported(plan: Plan) -> list[str]:
     for imp in impairments(plan):
         if imp.delay and not netem:
             if imp.delay_optional:
-                notes.append(f"links[{imp.link}]: delay {imp.delay} NOT applied on {imp.node}:{imp.iface} "
-                             "(this kernel has no tc netem; the link is marked delay_optional)")
+                notes.append(
+                    f"links[{imp.link}]: delay {imp.delay} NOT applied on {imp.node}:{imp.iface} "
+                    "(this kernel has no tc netem; the link is marked delay_optional)"
+                )
             else:
-                problems.append(src.problem(("links", imp.link, "delay"),
-                                            f"this kernel has no tc netem: a delay of {imp.delay} cannot be applied",
-                                            "remove the delay, run on a kernel with sch_netem, or set "
-                                            "delay_optional: true to build without it"))
+                problems.append(
+                    src.problem(
+                        ("links", imp.link, "delay"),
+                        f"this kernel has no tc netem: a delay of {imp.delay} cannot be applied",
+                        "remove the delay, run on a kernel with sch_netem, or set "
+                        "delay_optional: true to build without it",
+                    )
+                )
         if imp.loss and not netem:
-            notes.append(f"links[{imp.link}]: loss {imp.loss:g}% on {imp.node}:{imp.iface} ({imp.direction}) "
-                         "by nftables random drop (no tc netem in this kernel)")
+            notes.append(
+                f"links[{imp.link}]: loss {imp.loss:g}% on {imp.node}:{imp.iface} ({imp.direction}) "
+                "by nftables random drop (no tc netem in this kernel)"
+            )
     if problems:
         # keep one problem per link (both ends report the same delay)
         seen, unique = set(), []
@@ -71,8 +85,17 @@ def loss_ruleset(rules: list[Impairment]) -> str:
             out_rules.append(f'\t\toifname "{imp.iface}" {cond}counter drop comment "loss {imp.loss:g}% out"')
         if imp.direction in ("in", "both"):
             in_rules.append(f'\t\tiifname "{imp.iface}" {cond}counter drop comment "loss {imp.loss:g}% in"')
-    lines += ["\tchain out {", "\t\ttype filter hook postrouting priority filter + 10; policy accept;", *out_rules, "\t}",
-              "\tchain in {", "\t\ttype filter hook prerouting priority raw - 10; policy accept;", *in_rules, "\t}", "}"]
+    lines += [
+        "\tchain out {",
+        "\t\ttype filter hook postrouting priority filter + 10; policy accept;",
+        *out_rules,
+        "\t}",
+        "\tchain in {",
+        "\t\ttype filter hook prerouting priority raw - 10; policy accept;",
+        *in_rules,
+        "\t}",
+        "}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -93,6 +116,46 @@ def apply_loss(nodes: dict[str, LabNode], plan: Plan) -> dict[str, str]:
         r = node.run(["nft", "-f", str(path)])
         if r.returncode != 0:
             from lab.errors import BuildError
+
             raise BuildError(f"{name}: could not load the loss rules: {r.stderr.strip()}")
         out[name] = text
     return out
+
+
+def set_loss(node: LabNode, iface: str, link: int, loss: float, direction: str) -> tuple[str, int | None]:
+    """Change the loss on one interface of a running node (netem, or the nftables table).
+
+    Returns how it was applied and how many packets the previous nftables rule had dropped.
+    """
+    if netem_available():
+        args = (
+            ["tc", "qdisc", "replace", "dev", iface, "root", "netem", "loss", f"{loss}%"]
+            if loss
+            else ["tc", "qdisc", "del", "dev", iface, "root"]
+        )
+        node.run(args)
+        return "tc netem", None
+    dropped = loss_counter(node)
+    imp = Impairment(node.name, iface, link, loss, None, False, direction)
+    text = loss_ruleset([imp]) if loss else "table inet labloss\ndelete table inet labloss\n"
+    r = node.run(["nft", "-f", "-"], input=text)
+    if r.returncode:
+        from lab.errors import BuildError
+
+        raise BuildError(f"{node.name}: nft refused the loss rule: {r.stderr.strip()}")
+    return "nftables random drop (no netem in this kernel)", dropped
+
+
+def loss_counter(node: LabNode) -> int | None:
+    """Packets dropped so far by the node's loss table (None when it has none)."""
+    import json
+
+    r = node.run(["nft", "-j", "list", "table", "inet", "labloss"])
+    if r.returncode:
+        return None
+    total = 0
+    for item in json.loads(r.stdout).get("nftables", []):
+        for expr in item.get("rule", {}).get("expr", []):
+            if "counter" in expr:
+                total += int(expr["counter"].get("packets", 0))
+    return total

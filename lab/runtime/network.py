@@ -1,16 +1,23 @@
 """Build the Mininet network of a plan, and tear down exactly what was built."""
+
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.errors import BuildError, EnvironmentProblem
 from lab.model.plan import Plan
 from lab.runtime.impair import netem_available
 from lab.runtime.node import LabNode
 from lab.runtime.rundir import RunDir
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from lab.model.nodeplan import Route
+    from lab.model.topology import Node
 
 log = logging.getLogger(__name__)
 
@@ -24,22 +31,30 @@ HIDDEN = ("/tmp", "/root", "/home")
 
 def hidden_dirs() -> list[str]:
     import sys
+
     from lab.runtime.rundir import STATE_ROOT
-    needed = [Path(__file__).resolve().parents[2], Path(sys.prefix).resolve(),
-              Path(sys.executable).resolve(), STATE_ROOT.resolve()]
+
+    needed = [
+        Path(__file__).resolve().parents[2],
+        Path(sys.prefix).resolve(),
+        Path(sys.executable).resolve(),
+        STATE_ROOT.resolve(),
+    ]
     return [d for d in HIDDEN if not any(p == Path(d) or Path(d) in p.parents for p in needed)]
 
 
 def _mininet() -> Any:
     try:
+        import mininet.link
         import mininet.log
         import mininet.net
         import mininet.node
         import mininet.nodelib
-        import mininet.link
     except ImportError as exc:  # pragma: no cover - environment
-        raise EnvironmentProblem(f"cannot import Mininet: {exc}",
-                                 hint="run scripts/setup.sh (Debian's 'mininet' package in a venv with system site packages)")
+        raise EnvironmentProblem(
+            f"cannot import Mininet: {exc}",
+            hint="run scripts/setup.sh (Debian's 'mininet' package in a venv with system site packages)",
+        ) from None
     mininet.log.setLogLevel("error")
     return mininet
 
@@ -70,8 +85,10 @@ class LabNetwork:
         topo = self.plan.topology
         t = topo.data
         prefix = self.run.prefix
-        self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
-                           autoStaticArp=False, waitConnected=False)
+        self.net = Mininet(
+            topo=None, build=False, controller=None, autoSetMacs=False, autoStaticArp=False, waitConnected=False
+        )
+        node: Node | LabNode  # topology nodes first, then the built ones
         for i, (name, node) in enumerate(((n, v) for n, v in t.nodes.items() if v.role == "switch"), start=1):
             br = f"{prefix}b{i}"
             self.bridges[name] = br
@@ -81,10 +98,12 @@ class LabNetwork:
             if node.role == "switch":
                 continue
             ndir = self.run.node_dir(name)
-            host = self.net.addHost(f"{prefix}-{name}", cls=Host, ip=None,
-                                    privateDirs=[*private_dirs(name, ndir), *hidden])
+            host = self.net.addHost(
+                f"{prefix}-{name}", cls=Host, ip=None, privateDirs=[*private_dirs(name, ndir), *hidden]
+            )
             self.nodes[name] = LabNode(self.plan.nodes[name], host, ndir, prefix)
-        iface_of = {(i.node, i.link): i.name for its in topo.interfaces.values() for i in its}
+        iface_of = {(n.name, i.link): i.name for n in self.plan.nodes.values() for i in n.interfaces}
+        mac_of = {(n.name, i.link): i.mac for n in self.plan.nodes.values() for i in n.interfaces}
         ports: dict[str, int] = {}
 
         def port(br: str) -> str:
@@ -101,18 +120,19 @@ class LabNetwork:
             if netem and link.loss:
                 params["loss"] = link.loss
             cls = TCLink if params else Link
-            ends = []
+            ends: list[tuple[Any, str, str | None]] = []  # (Mininet node, interface, MAC)
             for end in (link.a, link.b):
                 if t.nodes[end].role == "switch":
                     br = self.bridges[end]
-                    ends.append((self.net[br], port(br)))
+                    ends.append((self.net[br], port(br), None))
                 else:
-                    ends.append((self.nodes[end].mn, iface_of[(end, k)]))
+                    ends.append((self.nodes[end].mn, iface_of[(end, k)], mac_of[(end, k)]))
             # Mininet creates the pair inside the first end's namespace: put a node first
             if t.nodes[link.a].role == "switch" and t.nodes[link.b].role != "switch":
                 ends.reverse()
-            (n1, i1), (n2, i2) = ends
-            mlink = self.net.addLink(n1, n2, intfName1=i1, intfName2=i2, cls=cls, **params)
+            (n1, i1, m1), (n2, i2, m2) = ends
+            macs = {k2: v for k2, v in (("addr1", m1), ("addr2", m2)) if v}
+            mlink = self.net.addLink(n1, n2, intfName1=i1, intfName2=i2, cls=cls, **macs, **params)
             self.links[k] = mlink
         try:
             self.net.build()
@@ -128,6 +148,7 @@ class LabNetwork:
 
     def _configure(self, node: LabNode) -> None:
         p = node.plan
+        r: Route | subprocess.CompletedProcess[str]
         cmds: list[list[str]] = [["ip", "link", "set", "lo", "up"]]
         for itf in p.interfaces:
             cmds.append(["ip", "link", "set", itf.name, "up"])
@@ -137,6 +158,10 @@ class LabNetwork:
             cmds.append(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
             # replies may leave by another interface in rings and meshes
             cmds.append(["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"])
+            # always answer TTL probes: the kernel rate-limits ICMP errors per destination
+            # (1/s after a burst of 6), and the unreachables sent while routing converges
+            # would use that up, so a traceroute right after a reroute saw silent hops
+            cmds.append(["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"])
             if self.plan.topology.routing.mode == "static":
                 for r in p.routes:
                     cmds.append(["ip", "route", "replace", r.to, "via", r.via])
@@ -187,8 +212,8 @@ class LabNetwork:
             try:
                 left = node.kill_all()
                 if left:
-                    log.debug("%s: killed leftover pids %s", node.name, left)
-            except Exception as exc:  # keep tearing down
+                    problems.append(f"{node.name}: pid(s) {left} survived SIGKILL")
+            except OSError as exc:  # keep tearing down
                 problems.append(f"{node.name}: {exc}")
         if self.net is not None:
             try:
@@ -197,6 +222,38 @@ class LabNetwork:
                 problems.append(f"mininet stop: {exc}")
             self.net = None
         return problems
+
+    def capture_points(self) -> list[dict[str, Any]]:
+        """One capture point per topology link: its name, subnet and where to listen.
+
+        A link with a switch end is captured on the bridge port in the root namespace
+        (exactly that node's traffic); a link between two nodes inside the first one.
+        """
+        t = self.plan.topology.data
+        out = []
+        for k, link in enumerate(t.links):
+            (n1, i1), (_n2, i2) = self.link_ends(k)
+            roles = [t.nodes[link.a].role, t.nodes[link.b].role]
+            if "switch" in roles:
+                sw = link.a if roles[0] == "switch" else link.b
+                subnet = t.nodes[sw].subnet
+                iface = (i1 if n1.name == self.bridges.get(sw) else i2) if roles.count("switch") == 1 else i1
+                pid = None
+            else:
+                node = self.nodes[link.a]
+                itf = next(i for i in node.plan.interfaces if i.link == k)
+                subnet, iface, pid = itf.subnet, itf.name, node.pid
+            out.append(
+                {
+                    "link": f"{link.a}-{link.b}",
+                    "index": k,
+                    "subnet": subnet,
+                    "iface": iface,
+                    "netns_pid": pid,
+                    "ends": [link.a, link.b],
+                }
+            )
+        return out
 
     def intf_names(self) -> Iterable[str]:
         return list(self.bridges.values())

@@ -1,15 +1,15 @@
 """A handle on one lab node: run programs inside its namespaces, find its processes."""
+
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lab.model.plan import NodePlan
+from lab.model.nodeplan import NodePlan
+from lab.runtime import proc
 
 
 class LabNode:
@@ -37,9 +37,16 @@ class LabNode:
     def argv(self, args: Sequence[str]) -> list[str]:
         return ["mnexec", "-a", str(self.pid), *map(str, args)]
 
-    def run(self, args: Sequence[str], *, check: bool = False, timeout: float = 60,
-            env: Mapping[str, str] | None = None, input: str | None = None,
-            output: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        check: bool = False,
+        timeout: float = 60,
+        env: Mapping[str, str] | None = None,
+        input: str | None = None,
+        output: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command inside the node and wait for it.
 
         ``output``: send stdout and stderr to this file instead of pipes.  Needed for
@@ -51,29 +58,49 @@ class LabNode:
             if output is not None:
                 with open(output, "a+") as fh:
                     start = fh.tell()
-                    proc = subprocess.run(self.argv(args), stdout=fh, stderr=subprocess.STDOUT, text=True,
-                                          timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+                    proc = subprocess.run(
+                        self.argv(args),
+                        stdout=fh,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                        timeout=timeout,
+                        env=full_env,
+                        stdin=subprocess.DEVNULL,
+                    )
                     fh.seek(start)
                     proc.stdout, proc.stderr = fh.read(), ""
             else:
-                proc = subprocess.run(self.argv(args), capture_output=True, text=True, timeout=timeout,
-                                      env=full_env, input=input,
-                                      stdin=None if input is not None else subprocess.DEVNULL)
+                proc = subprocess.run(
+                    self.argv(args),
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    env=full_env,
+                    input=input,
+                    stdin=None if input is not None else subprocess.DEVNULL,
+                )
         except subprocess.TimeoutExpired:
             from lab.errors import BuildError
-            raise BuildError(f"{self.name}: '{' '.join(map(str, args))}' did not finish within {timeout:g} s")
+
+            raise BuildError(f"{self.name}: '{' '.join(map(str, args))}' did not finish within {timeout:g} s") from None
         if check and proc.returncode != 0:
             raise subprocess.CalledProcessError(proc.returncode, list(args), proc.stdout, proc.stderr)
         return proc
 
-    def spawn(self, args: Sequence[str], *, env: Mapping[str, str] | None = None,
-              log: Path | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, args: Sequence[str], *, env: Mapping[str, str] | None = None, log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start a long-running program inside the node, in its own session."""
         out = open(log, "ab") if log else subprocess.DEVNULL
         try:
-            return subprocess.Popen(self.argv(args), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, env=None if env is None else {**os.environ, **env},
-                                    start_new_session=True)
+            return subprocess.Popen(
+                self.argv(args),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=None if env is None else {**os.environ, **env},
+                start_new_session=True,
+            )
         finally:
             if log:
                 out.close()  # type: ignore[union-attr]
@@ -86,8 +113,8 @@ class LabNode:
         return pids_in_netns(self.netns_id(), exclude={self.pid})
 
     def kill_all(self, grace: float = 2.0) -> list[int]:
-        """Stop every process left in this node's namespace: TERM, then KILL."""
-        return kill_pids(self.pids(), grace)
+        """Stop every process left in this node's namespace: TERM, then KILL.  Returns survivors."""
+        return proc.terminate(self.pids(), grace)
 
 
 def pids_in_netns(ns: str, exclude: set[int] | None = None) -> list[int]:
@@ -106,36 +133,6 @@ def pids_in_netns(ns: str, exclude: set[int] | None = None) -> list[int]:
     return out
 
 
-def kill_pids(pids: list[int], grace: float = 2.0) -> list[int]:
-    if not pids:
-        return []
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace
-    alive = list(pids)
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if _alive(p)]
-        if alive:
-            time.sleep(0.02)
-    for pid in alive:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 _libc = None
 CLONE_NEWNET = 0x40000000
 
@@ -144,9 +141,11 @@ def _setns(fd: int) -> None:
     global _libc
     if _libc is None:
         import ctypes
+
         _libc = ctypes.CDLL(None, use_errno=True)
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         import ctypes
+
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 

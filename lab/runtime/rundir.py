@@ -5,6 +5,7 @@ root-side ends of veth pairs, Mininet host shells) starts with a prefix that is
 allocated atomically (``mkdir``) under ``STATE_ROOT/prefixes``.  The claim records
 the owner's PID so ``lab clean`` can tell a killed run's leftovers from a live lab.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,8 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from lab.runtime import proc
 
 # Not under /run: the mail node mounts its own tmpfs over /run.
 STATE_ROOT = Path(os.environ.get("MAIL_LAB_STATE", "/var/lib/mail-lab"))
@@ -25,8 +28,8 @@ MAX_PREFIXES = 99
 class RunDir:
     run_id: str
     prefix: str
-    state: Path          # daemons' config, spool and logs (root side of the private dirs)
-    claim: Path          # STATE_ROOT/prefixes/<prefix>
+    state: Path  # daemons' config, spool and logs (root side of the private dirs)
+    claim: Path  # STATE_ROOT/prefixes/<prefix>
 
     def node_dir(self, node: str) -> Path:
         d = self.state / "nodes" / node
@@ -48,11 +51,17 @@ def mount_state(state: Path) -> None:
     if not USE_TMPFS or os.geteuid() != 0:
         return
     import subprocess
+
     # the source names the run: lab hosts' bind mounts from it say which run they belong to
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=2g", f"mail-lab-{state.name}", str(state)],
-                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if r.returncode != 0:   # the run still works on disk, just slower
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "mode=0755,size=2g", f"mail-lab-{state.name}", str(state)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if r.returncode != 0:  # the run still works on disk, just slower
         import logging
+
         logging.getLogger(__name__).warning("state on disk: cannot mount a tmpfs: %s", r.stderr.strip())
 
 
@@ -62,6 +71,7 @@ def remove_state(state: Path) -> None:
     Emptied first: a lab host built while this run was up holds a copy of the
     tmpfs in its own mount namespace; it then holds an empty one."""
     import subprocess
+
     if not state.exists():
         return
     for child in list(state.iterdir()) if state.is_dir() else []:
@@ -82,16 +92,6 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim_prefix(run_id: str, requested: str | None = None) -> RunDir:
     """Claim a free prefix (``ml1``..``ml99``) for this process, or the one requested."""
     root = STATE_ROOT / "prefixes"
@@ -107,21 +107,26 @@ def claim_prefix(run_id: str, requested: str | None = None) -> RunDir:
         state.mkdir(parents=True, exist_ok=True)
         mount_state(state)
         os.chmod(state, 0o755)
-        (claim / "owner.json").write_text(json.dumps(
-            {"pid": os.getpid(), "run_id": run_id, "state": str(state), "started": time.time()}))
+        (claim / "owner.json").write_text(
+            json.dumps({"pid": os.getpid(), "run_id": run_id, "state": str(state), "started": time.time()})
+        )
         return RunDir(run_id, prefix, state, claim)
     from lab.errors import EnvironmentProblem
+
     if requested:
-        raise EnvironmentProblem(f"the name prefix '{requested}' is in use by another lab",
-                                 hint="run 'lab clean' if that lab was killed, or pick another prefix")
-    raise EnvironmentProblem(f"all {MAX_PREFIXES} lab name prefixes are in use",
-                             hint="run 'lab clean' to remove labs left by killed runs")
+        raise EnvironmentProblem(
+            f"the name prefix '{requested}' is in use by another lab",
+            hint="run 'lab clean' if that lab was killed, or pick another prefix",
+        )
+    raise EnvironmentProblem(
+        f"all {MAX_PREFIXES} lab name prefixes are in use", hint="run 'lab clean' to remove labs left by killed runs"
+    )
 
 
 def claims() -> list[dict]:
     """Every claimed prefix with its owner record (``alive`` tells if the owner runs)."""
     root = STATE_ROOT / "prefixes"
-    out = []
+    out: list[dict] = []
     if not root.is_dir():
         return out
     for claim in sorted(root.iterdir()):
@@ -131,6 +136,6 @@ def claims() -> list[dict]:
             info = {"pid": 0}
         info["prefix"] = claim.name
         info["claim"] = str(claim)
-        info["alive"] = bool(info.get("pid")) and pid_alive(int(info["pid"]))
+        info["alive"] = proc.alive(int(info.get("pid") or 0))
         out.append(info)
     return out

@@ -4,25 +4,37 @@ Counted from the Maildirs Dovecot wrote (by Message-ID, so a duplicate delivery
 shows), for every message a send or flood step got accepted.  Lost and duplicated
 messages must be 0: the check becomes a result of its own at the end of a run.
 """
+
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
-from lab.scenario.steps import Context, Outcome, failed, passed
+from lab.scenario.context import Context, Outcome, failed, passed
 
 
 def account(ctx: Context) -> tuple[list[dict[str, Any]], Outcome | None]:
     per_rcpt: dict[str, dict[str, Any]] = {}
-    for label, m in ctx.messages.items():
+    for _label, m in ctx.messages.items():
         ids = list(m.get("message_ids") or [m.get("message_id")])
         for rcpt in m.get("to", []):
             try:
                 store = ctx.mailbox_store(rcpt)
             except KeyError:
-                continue          # not a mailbox of this lab
-            row = per_rcpt.setdefault(rcpt, {"recipient": rcpt, "accepted": 0, "delivered": 0, "fetched": 0,
-                                             "lost": 0, "duplicated": 0, "lost_ids": [], "duplicated_ids": []})
+                continue  # not a mailbox of this lab
+            row = per_rcpt.setdefault(
+                rcpt,
+                {
+                    "recipient": rcpt,
+                    "accepted": 0,
+                    "delivered": 0,
+                    "fetched": 0,
+                    "lost": 0,
+                    "duplicated": 0,
+                    "lost_ids": [],
+                    "duplicated_ids": [],
+                },
+            )
             seen = Counter(x["message_id"] for x in store.maildir_messages(rcpt))
             for mid in ids:
                 row["accepted"] += 1

@@ -1,13 +1,13 @@
 """Mail actions: submit, fetch, resolve, look into mailboxes, talk raw SMTP, flood, flush, read logs."""
+
 from __future__ import annotations
 
 import time
 from typing import Any
 
 from lab.model import scenario as S
-
-from lab.scenario.steps import Context, Outcome, action, failed, passed
-
+from lab.scenario.context import Context, Outcome, action, failed, passed
+from lab.scenario.maillog import message_log
 
 
 @action("send")
@@ -16,12 +16,22 @@ def send(ctx: Context, s: S.Send) -> Outcome:
     assert sender is not None
     label = s.message or f"m{len(ctx.messages) + 1}"
     message_id = f"<{label}.{ctx.run_id}@mail-lab.test>"
-    payload = {"server": s.server, "port": s.port, "tls": s.tls, "login": s.login,
-               "password": ctx.password(s.login, s.password) if s.login else None,
-               "sender": sender, "to": s.to, "subject": s.subject, "body": s.body,
-               "message_id": message_id, "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
-               "timeout": s.timeout, "helo": ctx.plan.nodes[s.on].fqdn,
-               "keylog": str(ctx.keylog) if ctx.keylog else None}
+    payload = {
+        "server": s.server,
+        "port": s.port,
+        "tls": s.tls,
+        "login": s.login,
+        "password": ctx.password(s.login, s.password) if s.login else None,
+        "sender": sender,
+        "to": s.to,
+        "subject": s.subject,
+        "body": s.body,
+        "message_id": message_id,
+        "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
+        "timeout": s.timeout,
+        "helo": ctx.plan.nodes[s.on].fqdn,
+        "keylog": str(ctx.keylog) if ctx.keylog else None,
+    }
     r = ctx.client(s.on, "send", payload, s.timeout)
     r.pop("password", None)
     if s.reject is not None:
@@ -30,13 +40,25 @@ def send(ctx: Context, s: S.Send) -> Outcome:
         if r.get("code") != s.reject.code:
             return failed(f"expected {s.reject.code}, got {r.get('error') or r.get('code')} at {r.get('stage')}", **r)
         if s.reject.stage and r.get("stage") != s.reject.stage:
-            return failed(f"refused with {s.reject.code} at stage {r.get('stage')}, expected stage {s.reject.stage}", **r)
+            return failed(
+                f"refused with {s.reject.code} at stage {r.get('stage')}, expected stage {s.reject.stage}", **r
+            )
         return passed(f"refused as expected: {r.get('error')}", **r)
     if not r.get("ok"):
         return failed(f"not accepted at {r.get('stage')}: {r.get('error')}", **r)
-    ctx.messages[label] = {"label": label, "message_id": message_id, "sender": sender, "to": list(s.to),
-                           "subject": s.subject, "body": s.body, "queue_id": r.get("queue_id"),
-                           "sent_at": time.time(), "server": s.server, "port": s.port, "tls": r.get("tls_version")}
+    ctx.messages[label] = {
+        "label": label,
+        "message_id": message_id,
+        "sender": sender,
+        "to": list(s.to),
+        "subject": s.subject,
+        "body": s.body,
+        "queue_id": r.get("queue_id"),
+        "sent_at": time.time(),
+        "server": s.server,
+        "port": s.port,
+        "tls": r.get("tls_version"),
+    }
     return passed(f"accepted: {r.get('reply')} over {r.get('tls_version') or 'plaintext'}", **r)
 
 
@@ -46,9 +68,17 @@ def _norm_body(text: str) -> str:
 
 @action("fetch")
 def fetch(ctx: Context, s: S.Fetch) -> Outcome:
-    payload = {"server": s.server, "protocol": s.protocol, "port": s.port, "login": s.login,
-               "password": ctx.password(s.login, s.password), "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
-               "timeout": s.timeout, "keylog": str(ctx.keylog) if ctx.keylog else None, "plaintext": s.plaintext}
+    payload = {
+        "server": s.server,
+        "protocol": s.protocol,
+        "port": s.port,
+        "login": s.login,
+        "password": ctx.password(s.login, s.password),
+        "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
+        "timeout": s.timeout,
+        "keylog": str(ctx.keylog) if ctx.keylog else None,
+        "plaintext": s.plaintext,
+    }
     r = ctx.client(s.on, "fetch", payload, s.timeout)
     if s.reject:
         if r.get("ok"):
@@ -67,8 +97,11 @@ def fetch(ctx: Context, s: S.Fetch) -> Outcome:
             return failed(f"message '{s.message}' was never accepted, nothing to look for", **r)
         found = [m for m in msgs if m["message_id"] == want["message_id"]]
         if not found:
-            return failed(f"message '{s.message}' {want['message_id']} is not in {s.login}'s mailbox "
-                          f"({len(msgs)} other message(s))", **r)
+            return failed(
+                f"message '{s.message}' {want['message_id']} is not in {s.login}'s mailbox "
+                f"({len(msgs)} other message(s))",
+                **r,
+            )
         if len(found) > 1:
             return failed(f"message '{s.message}' is there {len(found)} times (duplicate delivery)", **r)
         m = found[0]
@@ -76,8 +109,9 @@ def fetch(ctx: Context, s: S.Fetch) -> Outcome:
             return failed(f"subject differs: sent {want['subject']!r}, fetched {m['subject']!r}", **r)
         if _norm_body(m["body"]) != _norm_body(want["body"]):
             return failed("body differs from what was sent", sent=want["body"], **r)
-        want.setdefault("fetched", []).append({"by": s.login, "protocol": s.protocol, "at": time.time(),
-                                               "tls": r.get("tls_version")})
+        want.setdefault("fetched", []).append(
+            {"by": s.login, "protocol": s.protocol, "at": time.time(), "tls": r.get("tls_version")}
+        )
     return passed(f"{len(msgs)} message(s) over {r.get('tls_version')} ({r.get('cipher')})", **r)
 
 
@@ -104,8 +138,10 @@ def dns(ctx: Context, s: S.Dns) -> Outcome:
 def expect(ctx: Context, s: S.Expect) -> Outcome:
     store = ctx.mailbox_store(s.mailbox)
     msgs = store.maildir_messages(s.mailbox)
-    details: dict[str, Any] = {"mailbox": s.mailbox, "messages": [
-        {"file": m["file"], "message_id": m["message_id"], "subject": m["subject"]} for m in msgs]}
+    details: dict[str, Any] = {
+        "mailbox": s.mailbox,
+        "messages": [{"file": m["file"], "message_id": m["message_id"], "subject": m["subject"]} for m in msgs],
+    }
     if s.count is not None and len(msgs) != s.count:
         return failed(f"{s.mailbox} holds {len(msgs)} message(s), expected {s.count}", **details)
     pool = msgs
@@ -122,13 +158,18 @@ def expect(ctx: Context, s: S.Expect) -> Outcome:
     return passed(f"{len(msgs)} message(s) in {s.mailbox}", **details)
 
 
-
 @action("smtp")
 def smtp(ctx: Context, s: S.Smtp) -> Outcome:
-    payload = {"server": s.server, "port": s.port, "starttls": s.starttls, "mail_from": s.mail_from,
-               "rcpt": s.rcpt, "helo": ctx.plan.nodes[s.on].fqdn,
-               "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
-               "keylog": str(ctx.keylog) if ctx.keylog else None}
+    payload = {
+        "server": s.server,
+        "port": s.port,
+        "starttls": s.starttls,
+        "mail_from": s.mail_from,
+        "rcpt": s.rcpt,
+        "helo": ctx.plan.nodes[s.on].fqdn,
+        "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
+        "keylog": str(ctx.keylog) if ctx.keylog else None,
+    }
     r = ctx.client(s.on, "smtp", payload, 20)
     if not r.get("ok"):
         return failed(f"the SMTP dialogue broke at {r.get('stage')}: {r.get('error')}", **r)
@@ -136,16 +177,23 @@ def smtp(ctx: Context, s: S.Smtp) -> Outcome:
     missing = [e for e in s.ehlo_has if e.upper() not in ehlo]
     present = [e for e in s.ehlo_lacks if e.upper() in ehlo]
     if missing or present:
-        return failed(f"EHLO before TLS shows {sorted(ehlo)}: " +
-                      (f"missing {missing} " if missing else "") + (f"must not show {present}" if present else ""), **r)
+        return failed(
+            f"EHLO before TLS shows {sorted(ehlo)}: "
+            + (f"missing {missing} " if missing else "")
+            + (f"must not show {present}" if present else ""),
+            **r,
+        )
     codes = {rc: v["code"] for rc, v in r.get("rcpt", {}).items()}
     mail_code = r.get("mail_code", 0)
     if s.expect == "refused":
         accepted = [rc for rc, code in codes.items() if code < 400]
         if mail_code < 400 and accepted:
             return failed(f"OPEN RELAY: accepted {', '.join(accepted)} from {s.mail_from}", **r)
-        how = f"MAIL FROM refused ({mail_code})" if mail_code >= 400 else \
-            ", ".join(f"{rc} {code}" for rc, code in codes.items())
+        how = (
+            f"MAIL FROM refused ({mail_code})"
+            if mail_code >= 400
+            else ", ".join(f"{rc} {code}" for rc, code in codes.items())
+        )
         return passed(f"refused: {how}", **r)
     refused = [f"{rc} {code}" for rc, code in codes.items() if code >= 400]
     if mail_code >= 400 or refused:
@@ -155,21 +203,44 @@ def smtp(ctx: Context, s: S.Smtp) -> Outcome:
 
 @action("flood")
 def flood(ctx: Context, s: S.Flood) -> Outcome:
-    payload = {"server": s.server, "port": s.port, "login": s.login, "password": ctx.password(s.login, s.password),
-               "sender": s.login, "to": s.to, "count": s.count, "connections": s.connections, "label": s.message,
-               "run_id": ctx.run_id, "subject": s.subject, "body": s.body, "timeout": s.timeout,
-               "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "", "helo": ctx.plan.nodes[s.on].fqdn}
+    payload = {
+        "server": s.server,
+        "port": s.port,
+        "login": s.login,
+        "password": ctx.password(s.login, s.password),
+        "sender": s.login,
+        "to": s.to,
+        "count": s.count,
+        "connections": s.connections,
+        "label": s.message,
+        "run_id": ctx.run_id,
+        "subject": s.subject,
+        "body": s.body,
+        "timeout": s.timeout,
+        "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
+        "helo": ctx.plan.nodes[s.on].fqdn,
+    }
     r = ctx.client(s.on, "flood", payload, s.timeout)
     accepted = r.pop("accepted", [])
-    ctx.messages[s.message] = {"label": s.message, "message_ids": accepted, "count": s.count, "sender": s.login,
-                               "to": list(s.to), "subject": s.subject, "body": s.body, "sent_at": time.time(),
-                               "server": s.server, "port": s.port}
+    ctx.messages[s.message] = {
+        "label": s.message,
+        "message_ids": accepted,
+        "count": s.count,
+        "sender": s.login,
+        "to": list(s.to),
+        "subject": s.subject,
+        "body": s.body,
+        "sent_at": time.time(),
+        "server": s.server,
+        "port": s.port,
+    }
     rate = len(accepted) / r["seconds"] if r.get("seconds") else 0
     r.update({"accepted_count": len(accepted), "rate": round(rate, 1)})
     if len(accepted) != s.count:
         return failed(f"{len(accepted)} of {s.count} accepted; {r.get('error_count')} error(s)", **r)
-    return passed(f"{s.count} accepted in {r['seconds']:.2f} s ({rate:.0f} msg/s over {s.connections} connection(s))",
-                  **r)
+    return passed(
+        f"{s.count} accepted in {r['seconds']:.2f} s ({rate:.0f} msg/s over {s.connections} connection(s))", **r
+    )
 
 
 @action("flush")
@@ -178,26 +249,6 @@ def flush(ctx: Context, s: S.Flush) -> Outcome:
     if r.returncode:
         return failed(f"postqueue -f: {r.stderr.strip()}")
     return passed("deferred mail scheduled for delivery now")
-
-
-def message_log(ctx: Context, node: str, label: str) -> list[str]:
-    """The Postfix log lines of this node about a message (found by Message-ID, then by queue id)."""
-    want = ctx.messages.get(label)
-    if want is None:
-        return []
-    mids = set(want.get("message_ids") or [want.get("message_id")])
-    path = ctx.lab.node(node).dir / "log" / "postfix.log"
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return []
-    qids = set()
-    for line in lines:
-        if "message-id=" in line and any(m in line for m in mids if m):
-            parts = line.split(": ")
-            if len(parts) > 1:
-                qids.add(parts[1].split(":")[0].strip())
-    return [line for line in lines if any(f": {q}:" in line for q in qids)]
 
 
 @action("log")

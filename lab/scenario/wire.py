@@ -3,30 +3,41 @@
 Each assertion becomes a result like a step's (kind ``wire``), so reports and JUnit
 show it; a failure names the link, the flow and the packet.
 """
+
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from lab.capture import analyse as A
 from lab.model import scenario as S
 from lab.model.plan import Plan
-from lab.scenario.steps import Outcome, failed, passed
+from lab.scenario.context import Outcome, failed, passed
 
 VERSION_RANK = {"SSLv3": 0, "TLSv1.0": 1, "TLSv1.1": 2, "TLSv1.2": 3, "TLSv1.3": 4}
 
 
-def check(wire: S.Wire, analysis: dict[str, Any], plan: Plan, links: list[dict[str, Any]],
-          pcaps: dict[str, Path], macs: dict[str, str]) -> list[tuple[str, Outcome]]:
+def check(
+    wire: S.Wire,
+    analysis: dict[str, Any],
+    plan: Plan,
+    links: list[dict[str, Any]],
+    pcaps: dict[str, Any],
+    macs: dict[str, str],
+) -> list[tuple[str, Outcome]]:
     out: list[tuple[str, Outcome]] = []
     if wire.tls is not None:
-        out.append((f"wire: TLS >= {wire.tls.min_version} on ports {', '.join(map(str, wire.tls.ports))}",
-                    _tls(wire.tls, analysis)))
+        out.append(
+            (
+                f"wire: TLS >= {wire.tls.min_version} on ports {', '.join(map(str, wire.tls.ports))}",
+                _tls(wire.tls, analysis),
+            )
+        )
     if wire.no_plaintext_auth:
         out.append(("wire: no credentials in clear", _creds(analysis)))
     for pth in wire.path:
-        out.append((f"wire: path {pth.from_} -> {pth.to}:{pth.port} via {', '.join(pth.via)}",
-                     _path(pth, plan, links, pcaps)))
+        out.append(
+            (f"wire: path {pth.from_} -> {pth.to}:{pth.port} via {', '.join(pth.via)}", _path(pth, plan, links, pcaps))
+        )
     if wire.nat is not None:
         out.append((f"wire: NAT on {wire.nat.node}", _nat(wire.nat.node, links, pcaps)))
     if wire.dhcp is not None:
@@ -48,11 +59,12 @@ def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
             bad.append(f"{f['link']}: {f['flow']} is plaintext")
         elif VERSION_RANK.get(str(f.get("version")), -1) < want:
             bad.append(f"{f['link']}: {f['flow']} negotiated {f.get('version')} (packet {f.get('tls_packet')})")
-    facts = [{k: f.get(k) for k in ("link", "flow", "mode", "version", "cipher", "sni", "cert_subject", "cert_san")}
-             for f in flows]
+    facts = [
+        {k: f.get(k) for k in ("link", "flow", "mode", "version", "cipher", "sni", "cert_subject", "cert_san")}
+        for f in flows
+    ]
     if bad:
-        return failed(f"{len(bad)} of {len(flows)} flow(s) fail: " + "; ".join(bad[:5]), flows=facts,
-                      probes=probes)
+        return failed(f"{len(bad)} of {len(flows)} flow(s) fail: " + "; ".join(bad[:5]), flows=facts, probes=probes)
     versions = sorted({str(f.get("version")) for f in flows})
     extra = f"; {len(probes)} connection(s) without client data ignored" if probes else ""
     return passed(f"{len(flows)} flow(s), all TLS ({', '.join(versions)}){extra}", flows=facts, probes=probes)
@@ -62,8 +74,11 @@ def _creds(analysis: dict[str, Any]) -> Outcome:
     found = analysis["credentials"]
     if found:
         first = found[0]
-        return failed(f"{len(found)} credential(s) in clear, first: {first.get('what')} on {first.get('link')} "
-                      f"packet {first.get('packet')} ({first.get('flow')})", findings=found)
+        return failed(
+            f"{len(found)} credential(s) in clear, first: {first.get('what')} on {first.get('link')} "
+            f"packet {first.get('packet')} ({first.get('flow')})",
+            findings=found,
+        )
     return passed("no AUTH, LOGIN or USER/PASS before TLS on any link")
 
 
@@ -74,12 +89,12 @@ def _server_port(flow: str) -> int:
         return -1
 
 
-def _path(pth: S.WirePath, plan: Plan, links: list[dict[str, Any]], pcaps: dict[str, Path]) -> Outcome:
+def _path(pth: S.WirePath, plan: Plan, links: list[dict[str, Any]], pcaps: dict[str, Any]) -> Outcome:
     src_ips = {i.ip for i in plan.nodes[pth.from_].interfaces if i.ip}
     dst_ips = {i.ip for i in plan.nodes[pth.to].interfaces if i.ip}
     subnet_of = {lk["link"]: lk["subnet"] for lk in links}
     key = None
-    for link, pcap in pcaps.items():
+    for _link, pcap in pcaps.items():
         for f in A._parsed(pcap).flows:
             k = f.key
             if k[0] == "tcp" and k[1] in src_ips and k[3] in dst_ips and k[4] == pth.port:
@@ -102,22 +117,32 @@ def _path(pth: S.WirePath, plan: Plan, links: list[dict[str, Any]], pcaps: dict[
     ttls = [max(e["ttl_c2s"]) for e in forward if e["ttl_c2s"]]
     crossed = (max(ttls) - min(ttls)) if ttls else 0
     replies = sorted({e["link"] for e in res["links"] if e.get("c2s_packets", 0) == 0})
-    details = {"flow": res["flow"], "links": res["links"], "subnets": seen_subnets, "routers_crossed": crossed,
-               "replies_only_on": replies}
+    details = {
+        "flow": res["flow"],
+        "links": res["links"],
+        "subnets": seen_subnets,
+        "routers_crossed": crossed,
+        "replies_only_on": replies,
+    }
     if not in_order:
-        return failed(f"{res['flow']} crossed {' -> '.join(seen_subnets) or 'nothing'}, "
-                      f"expected {' -> '.join(want_subnets)}", **details)
+        return failed(
+            f"{res['flow']} crossed {' -> '.join(seen_subnets) or 'nothing'}, expected {' -> '.join(want_subnets)}",
+            **details,
+        )
     if want_routers and crossed != len(want_routers):
-        return failed(f"{res['flow']}: the TTL fell by {crossed} across the captures, "
-                      f"expected {len(want_routers)} router(s) ({', '.join(want_routers)})", **details)
+        return failed(
+            f"{res['flow']}: the TTL fell by {crossed} across the captures, "
+            f"expected {len(want_routers)} router(s) ({', '.join(want_routers)})",
+            **details,
+        )
     return passed(f"{res['flow']} crossed {' -> '.join(seen_subnets)}; TTL -{crossed}", **details)
 
 
-def _nat(node: str, links: list[dict[str, Any]], pcaps: dict[str, Path]) -> Outcome:
+def _nat(node: str, links: list[dict[str, Any]], pcaps: dict[str, Any]) -> Outcome:
     mine = [lk["link"] for lk in links if node in lk["ends"] and lk["link"] in pcaps]
     matches = []
     for i, a in enumerate(mine):
-        for b in mine[i + 1:]:
+        for b in mine[i + 1 :]:
             for m in A.nat(pcaps[a], pcaps[b]):
                 if m.get("kind") in ("snat", "dnat"):
                     m["links"] = [a, b]
@@ -125,9 +150,12 @@ def _nat(node: str, links: list[dict[str, Any]], pcaps: dict[str, Path]) -> Outc
     if not matches:
         return failed(f"no flow was seen rewritten across {node} (links {', '.join(mine)})")
     first = matches[0]
-    return passed(f"{len(matches)} flow(s) translated by {node}, e.g. {first['a']['flow']} on {first['a']['link']} "
-                  f"is {first['b']['flow']} on {first['b']['link']} ({first['kind']})",
-                  matches=matches[:50], mapping=A.nat_mapping(matches))
+    return passed(
+        f"{len(matches)} flow(s) translated by {node}, e.g. {first['a']['flow']} on {first['a']['link']} "
+        f"is {first['b']['flow']} on {first['b']['link']} ({first['kind']})",
+        matches=matches[:50],
+        mapping=A.nat_mapping(matches),
+    )
 
 
 def _dhcp(d: S.WireDhcp, analysis: dict[str, Any], plan: Plan, macs: dict[str, str]) -> Outcome:

@@ -1,8 +1,15 @@
-"""What every daemon wrapper shares: templates, config checks, readiness, stopping."""
+"""What every daemon wrapper shares: templates, config checks, readiness, stopping.
+
+A service is one daemon on one node, made from the plan (``from_plan``: every setting
+goes to the constructor, never set afterwards) and taken through the phases
+render -> check -> start -> wait_ready -> stop.  ``context()`` is the pure part: what
+its templates are rendered from, so template tests use the real thing.  Which
+service runs where, and in which order, is ``lab.services.registry``.
+"""
+
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -13,7 +20,9 @@ from typing import Any, ClassVar
 import jinja2
 
 from lab.errors import ServiceError
+from lab.model.nodeplan import NodePlan
 from lab.model.plan import Plan
+from lab.runtime import proc
 from lab.runtime.node import LabNode
 from lab.runtime.rundir import RunDir
 from lab.services.pki import LabCA
@@ -28,9 +37,14 @@ _envs: dict[Path, jinja2.Environment] = {}
 def render_template(directory: Path, name: str, **ctx: Any) -> str:
     env = _envs.get(directory)
     if env is None:
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(directory)),
-                                 undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                 trim_blocks=True, lstrip_blocks=True, autoescape=False)
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(directory)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,
+        )
         _envs[directory] = env
     return env.get_template(name).render(**ctx)
 
@@ -48,13 +62,28 @@ class Deployment:
 
 @dataclass
 class Rendered:
-    path: Path          # where the daemon reads it (root-side path)
-    shown_as: str       # the path the daemon sees inside its node
+    path: Path  # where the daemon reads it (root-side path)
+    shown_as: str  # the path the daemon sees inside its node
+
+
+@dataclass(frozen=True)
+class Template:
+    """One file a service renders: which template, from what, to where."""
+
+    directory: Path
+    name: str
+    context: dict[str, Any]
+    path: Path  # root-side path the file is written to
+    shown_as: str | None = None
+    mode: int = 0o644
+
+    def text(self) -> str:
+        return render_template(self.directory, self.name, **self.context)
 
 
 @dataclass
 class Service:
-    """One daemon on one node.  Subclasses set ``daemon`` and implement the phases."""
+    """One daemon on one node.  Subclasses set ``daemon``, ``roles``, ``stage`` and the phases."""
 
     node: LabNode
     dep: Deployment
@@ -64,10 +93,43 @@ class Service:
     ready_after: float | None = None
 
     daemon: ClassVar[str] = "daemon"
+    #: the node roles this service runs on (the registry asks ``applies``)
+    roles: ClassVar[tuple[str, ...]] = ()
+    #: bring-up order: services of a lower stage are ready before a higher stage starts
+    stage: ClassVar[int] = 50
+    #: how long readiness may take (seconds)
+    ready_timeout: ClassVar[float] = 20.0
+    #: the programs it needs on the machine (checked before anything is built)
+    commands: ClassVar[tuple[str, ...]] = ()
+
+    # -- made from the plan ----------------------------------------------------------
+    @classmethod
+    def applies(cls, node: NodePlan, plan: Plan) -> bool:
+        """Does this service run on this node?  (Default: its role.)"""
+        return node.role in cls.roles
+
+    @classmethod
+    def from_plan(cls, node: LabNode, dep: Deployment) -> "Service":
+        """The service for this node, with every setting the plan gives it."""
+        return cls(node, dep)
+
+    @classmethod
+    def private_dirs(cls, ndir: Path) -> list[Any]:
+        """Folders of the node this daemon needs for itself, as Mininet privateDirs entries
+        ((mount point, source folder) or a tmpfs mount point); created here, before the
+        node exists."""
+        return []
+
+    def templates(self) -> list[Template]:
+        """Every file this service renders and what from: pure (no I/O), so template
+        tests render exactly what the daemon gets."""
+        return []
 
     # -- the phases, in order ------------------------------------------------------
     def render(self) -> None:
-        raise NotImplementedError
+        """Write every template; services with more to prepare extend this."""
+        for t in self.templates():
+            self.write(t.path, t.text(), t.shown_as, mode=t.mode)
 
     def check(self) -> None:
         """Run the daemon's own config check; raise ServiceError quoting its output."""
@@ -78,8 +140,9 @@ class Service:
     def wait_ready(self, timeout: float) -> None:
         raise NotImplementedError
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    def stop(self) -> list[int]:
+        """Stop the daemon; return the pids that survived (teardown reports them)."""
+        return proc.terminate([self.pid] if self.pid else [], grace=5.0)
 
     # -- what reports read ---------------------------------------------------------
     def logs(self) -> list[Path]:
@@ -102,7 +165,7 @@ class Service:
 
     def fail(self, message: str, hint: str | None = None, log: Path | None = None, extra: str = "") -> ServiceError:
         tail = extra
-        for lf in ([log] if log else self.logs()):
+        for lf in [log] if log else self.logs():
             t = log_tail(lf)
             if t:
                 tail = (tail + "\n" if tail else "") + f"[{lf.name}]\n{t}"
@@ -112,32 +175,39 @@ class Service:
         """Where the output of this daemon's start command goes."""
         return self.node.dir / f"{self.daemon}-start.log"
 
-    def run_checked(self, args: list[str], what: str, inside: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
-        r = self.node.run(args, **kw) if inside else subprocess.run(args, capture_output=True, text=True,
-                                                                       stdin=subprocess.DEVNULL, **kw)
+    def run_checked(
+        self, args: list[str], what: str, inside: bool = True, **kw: Any
+    ) -> subprocess.CompletedProcess[str]:
+        r = (
+            self.node.run(args, **kw)
+            if inside
+            else subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kw)
+        )
         if r.returncode != 0:
             raise self.fail(f"{what} failed (exit {r.returncode})", extra=(r.stdout + r.stderr).strip()[-3000:])
         return r
 
-    def poll(self, probe: Callable[[], bool], timeout: float, what: str, hint: str | None = None) -> None:
+    def poll(
+        self,
+        probe: Callable[[], bool],
+        timeout: float,
+        what: str,
+        hint: str | None = None,
+        exited: Callable[[], bool] | None = None,
+    ) -> None:
+        """Wait until ``probe`` is true.  A daemon that has exited fails at once, with its log
+        (``exited`` says so; by default: its pid is known and no longer alive)."""
         start = self.started_at or time.monotonic()
-        deadline = time.monotonic() + timeout
-        delay = 0.01
-        last: Exception | None = None
-        while True:
-            try:
-                if probe():
-                    self.ready_after = time.monotonic() - start
-                    return
-            except Exception as exc:  # probes fail until the daemon answers
-                last = exc
-            if self.pid and not process_alive(self.pid):
-                raise self.fail(f"exited before it {what}", hint=hint)
-            if time.monotonic() > deadline:
-                detail = f" (last probe error: {last})" if last else ""
-                raise self.fail(f"did not {what} within {timeout:g} s{detail}", hint=hint)
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.2)
+
+        def gone() -> BaseException | None:
+            dead = exited() if exited is not None else bool(self.pid) and not proc.alive(self.pid)
+            return self.fail(f"exited before it {what}", hint=hint) if dead else None
+
+        waited = proc.wait_until(probe, timeout, catch=(Exception,), abort=gone)
+        if not waited.ok:
+            detail = f" (last probe error: {waited.error})" if waited.error else ""
+            raise self.fail(f"did not {what} within {timeout:g} s{detail}", hint=hint)
+        self.ready_after = time.monotonic() - start
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -153,45 +223,16 @@ def log_tail(path: Path, lines: int = 15) -> str:
 
 
 def read_pid(path: Path, timeout: float = 0) -> int | None:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The pid a daemon wrote into ``path`` (waiting up to ``timeout`` for it to appear)."""
+
+    def read() -> int | None:
         try:
             text = path.read_text().strip()
-            if text:
-                return int(text.split()[0])
+            return int(text.split()[0]) if text else None
         except (OSError, ValueError):
-            pass
-        if time.monotonic() >= deadline:
             return None
-        time.sleep(0.01)
 
-
-def process_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def stop_pid(pid: int | None, grace: float = 5.0) -> bool:
-    """SIGTERM, wait, SIGKILL.  True if the process is gone."""
-    if not pid or not process_alive(pid):
-        return True
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not process_alive(pid):
-            return True
-        time.sleep(0.01)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return False
+    return proc.wait_until(read, timeout).value if timeout else read()
 
 
 def command_version(args: list[str], pick: Callable[[str], str] = lambda s: s.strip().splitlines()[0]) -> str:

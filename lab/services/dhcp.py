@@ -1,18 +1,25 @@
 """ISC Kea DHCPv4 (the server) and ISC dhclient (the clients on DHCP hosts)."""
+
 from __future__ import annotations
 
 import ipaddress
 import time
 from pathlib import Path
+from typing import Any
 
-from lab.services.base import (TEMPLATES, Service, command_version, log_tail, process_alive, read_pid,
-                               render_template, stop_pid)
+from lab.model.nodeplan import NodePlan
+from lab.model.plan import DhcpScope, Plan
+from lab.runtime import proc
+from lab.services.base import TEMPLATES, Service, Template, command_version, read_pid
 
 SCRIPT = Path(__file__).parent / "dhclient-script.sh"
 
 
 class Kea(Service):
     daemon = "kea-dhcp4"
+    roles = ("dhcp",)
+    stage = 40
+    commands = ("kea-dhcp4",)
 
     @property
     def home(self) -> Path:
@@ -22,15 +29,31 @@ class Kea(Service):
     def env(self) -> dict[str, str]:
         return {"KEA_PIDFILE_DIR": str(self.home), "KEA_LOCKFILE_DIR": str(self.home)}
 
+    @property
+    def scope(self) -> DhcpScope:
+        # validation puts a DHCP server on exactly the subnet it serves, and gives it one
+        return next(s for s in self.dep.plan.scopes if s.server == self.node.name)
+
+    def templates(self) -> list[Template]:
+        s = self.scope
+        ctx = {
+            "interface": self.node.intf,
+            "subnet": s.cidr,
+            "pool_start": s.pool_start,
+            "pool_end": s.pool_end,
+            "routers": s.routers,
+            "dns_servers": s.dns_servers,
+            "domain": s.domain,
+            "lease_file": str(self.home / "leases.csv"),
+            "log_file": str(self.home / "kea.log"),
+            "valid_lifetime": s.lease_time,
+            "reservations": [{"hw": r.mac, "ip": r.address, "hostname": r.node} for r in s.reservations],
+        }
+        return [Template(TEMPLATES, "kea-dhcp4.conf.j2", ctx, self.home / "kea-dhcp4.conf")]
+
     def render(self) -> None:
-        scopes = [s for s in self.dep.plan.scopes if s.server == self.node.name]
-        scope = scopes[0]   # validation puts a DHCP server on exactly the subnet it serves
         self.home.mkdir(parents=True, exist_ok=True)
-        self.write(self.home / "kea-dhcp4.conf", render_template(
-            TEMPLATES, "kea-dhcp4.conf.j2", interface=self.node.intf, subnet=scope.cidr,
-            pool_start=scope.pool_start, pool_end=scope.pool_end, routers=scope.routers,
-            dns_servers=scope.dns_servers, domain=scope.domain, lease_file=str(self.home / "leases.csv"),
-            log_file=str(self.home / "kea.log"), valid_lifetime=scope.lease_time, reservations=[]))
+        super().render()
 
     def check(self) -> None:
         # must run inside the node: Kea checks that the interface exists
@@ -38,31 +61,27 @@ class Kea(Service):
 
     def start(self) -> None:
         self.started_at = time.monotonic()
-        self.proc = self.node.spawn(["kea-dhcp4", "-c", str(self.home / "kea-dhcp4.conf")],
-                                    env=self.env, log=self.home / "kea-stdout.log")
-        self.pid = None
+        self.proc = self.node.spawn(
+            ["kea-dhcp4", "-c", str(self.home / "kea-dhcp4.conf")], env=self.env, log=self.home / "kea-stdout.log"
+        )
+        self.pid = self.proc.pid  # mnexec -a execs: the same pid
 
     def wait_ready(self, timeout: float) -> None:
         log = self.home / "kea.log"
 
         def started() -> bool:
-            if self.pid is None:
-                self.pid = read_pid(self.home / "kea-dhcp4.kea-dhcp4.pid")
-            if self.proc.poll() is not None:
-                raise self.fail(f"exited with status {self.proc.returncode}", log=self.home / "kea-stdout.log")
             try:
                 return "DHCP4_STARTED" in log.read_text(errors="replace")
             except FileNotFoundError:
                 return False
-        self.poll(started, timeout, "report DHCP4_STARTED")
 
-    def stop(self) -> None:
-        stop_pid(self.pid or read_pid(self.home / "kea-dhcp4.kea-dhcp4.pid"))
+        self.poll(started, timeout, "report DHCP4_STARTED", exited=lambda: self.proc.poll() is not None)
+
+    def stop(self) -> list[int]:
+        left = super().stop()
         if getattr(self, "proc", None) is not None:
-            try:
-                self.proc.wait(timeout=5)
-            except Exception:
-                pass
+            self.proc.poll()  # reap it (it is our child)
+        return left
 
     def leases(self) -> list[dict[str, str]]:
         """Active leases from Kea's memfile (CSV with a header line)."""
@@ -91,35 +110,59 @@ class Dhclient(Service):
     """The DHCP client of one host: gets a lease, sets address, route and resolver."""
 
     daemon = "dhclient"
+    commands = ("dhclient",)
+    stage = 90  # last: dhclient's retry interval is long, so the servers must be up
+    ready_timeout = 30.0
+
+    @classmethod
+    def applies(cls, node: NodePlan, plan: Plan) -> bool:
+        return node.dhcp
 
     @property
     def home(self) -> Path:
         return self.node.dir / "dhclient"
 
+    def templates(self) -> list[Template]:
+        return [Template(TEMPLATES, "dhclient.conf.j2", {"hostname": self.node.name}, self.home / "dhclient.conf")]
+
     def render(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        self.write(self.home / "dhclient.conf", render_template(TEMPLATES, "dhclient.conf.j2",
-                                                                 hostname=self.node.name))
+        super().render()
 
     def start(self) -> None:
         self.started_at = time.monotonic()
         h = self.home
-        args = ["dhclient", "-1", "-v", "-cf", str(h / "dhclient.conf"), "-sf", str(SCRIPT),
-                "-lf", str(h / "dhclient.leases"), "-pf", str(h / "dhclient.pid"),
-                "-e", f"RESOLV_CONF={self.node.dir / 'resolv.conf'}", "-e", f"LAB_LOG={h / 'script.log'}",
-                self.node.intf]
+        args = [
+            "dhclient",
+            "-1",
+            "-v",
+            "-cf",
+            str(h / "dhclient.conf"),
+            "-sf",
+            str(SCRIPT),
+            "-lf",
+            str(h / "dhclient.leases"),
+            "-pf",
+            str(h / "dhclient.pid"),
+            "-e",
+            f"RESOLV_CONF={self.node.dir / 'resolv.conf'}",
+            "-e",
+            f"LAB_LOG={h / 'script.log'}",
+            self.node.intf,
+        ]
         # dhclient -1 returns once bound (or after its timeout); run it without blocking
         self.proc = self.node.spawn(args, log=h / "dhclient.log")
 
     def wait_ready(self, timeout: float) -> None:
         def bound() -> bool:
             if self.proc.poll() is not None and self.proc.returncode != 0:
-                raise self.fail(f"dhclient gave up (exit {self.proc.returncode}): no lease",
-                                hint="is the DHCP server on this subnet running?")
-            if self.proc.poll() is None:
-                return False
-            return self.address() is not None
-        self.poll(bound, timeout, "get a lease")
+                raise self.fail(
+                    f"dhclient gave up (exit {self.proc.returncode}): no lease",
+                    hint="is the DHCP server on this subnet running?",
+                )
+            return self.proc.poll() is not None and self.address() is not None
+
+        self.poll(bound, timeout, "get a lease", exited=lambda: False)
         self.pid = read_pid(self.home / "dhclient.pid", timeout=2)
         self.node.ip = self.address()
 
@@ -142,17 +185,15 @@ class Dhclient(Service):
             "search": " ".join(line.split()[1] for line in resolv.splitlines() if line.startswith("search")),
         }
 
-    def stop(self) -> None:
-        pid = self.pid or read_pid(self.home / "dhclient.pid")
-        stop_pid(pid)
+    def stop(self) -> list[int]:
+        self.pid = self.pid or read_pid(self.home / "dhclient.pid")
+        pids: list[Any] = [self.pid] if self.pid else []
         if getattr(self, "proc", None) is not None and self.proc.poll() is None:
-            stop_pid(self.proc.pid)
+            pids.append(self.proc.pid)
+        return proc.terminate(pids, grace=5.0)
 
     def logs(self) -> list[Path]:
         return [self.home / "dhclient.log", self.home / "script.log"]
 
     def version(self) -> str:
         return command_version(["dhclient", "--version"])
-
-
-__all__ = ["Kea", "Dhclient", "log_tail", "process_alive"]

@@ -5,6 +5,7 @@ class.  The node runs the daemons at their standard paths, made private to the n
 by Mininet bind mounts (see ``MAIL_PRIVATE_DIRS``), so ``postqueue`` and ``doveadm``
 work inside the node as on a real server.
 """
+
 from __future__ import annotations
 
 import base64
@@ -25,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from lab.model import mailconfig
+from lab.model.plan import MailHost
 from lab.runtime.node import netns
 from lab.runtime.rundir import STATE_ROOT
-from lab.services.base import (MAILNODE, Service, command_version, process_alive, read_pid, render_template,
-                               stop_pid)
+from lab.services.base import MAILNODE, Service, Template, command_version, read_pid
 
 #: (mount point inside the node, folder under the node's dir on the root side)
 MAIL_PRIVATE_DIRS = [
@@ -40,7 +41,7 @@ MAIL_PRIVATE_DIRS = [
     ("/var/mail", "mail"),
     ("/var/log", "log"),
 ]
-VMAIL_UID = VMAIL_GID = 8   # Debian's 'mail' user owns every Maildir
+VMAIL_UID = VMAIL_GID = 8  # Debian's 'mail' user owns every Maildir
 TLS_DIR = "/etc/postfix/tls"
 
 
@@ -60,9 +61,12 @@ def _mkdir(path: Path, uid: int = 0, gid: int = 0, mode: int = 0o755) -> Path:
 
 class Postfix(Service):
     daemon = "postfix"
+    roles = ("mail",)
+    stage = 50
+    commands = ("postfix", "postconf")
 
-    @staticmethod
-    def prepare_private_dirs(ndir: Path) -> list[Any]:
+    @classmethod
+    def private_dirs(cls, ndir: Path) -> list[Any]:
         """Create the node's private folders with the owners Postfix and Dovecot expect."""
         pf = pwd.getpwnam("postfix")
         mail_gid = grp.getgrnam("mail").gr_gid
@@ -72,7 +76,7 @@ class Postfix(Service):
         for d in ("dynamicmaps.cf.d", "postfix-files.d"):
             _mkdir(etc / d)
         _mkdir(etc / "tls")
-        _mkdir(ndir / "spool-postfix")                  # `postfix check` builds the queue tree
+        _mkdir(ndir / "spool-postfix")  # `postfix check` builds the queue tree
         _mkdir(ndir / "lib-postfix", pf.pw_uid, pf.pw_gid, 0o700)
         _mkdir(ndir / "etc-dovecot")
         _mkdir(ndir / "lib-dovecot", mode=0o750)
@@ -82,32 +86,50 @@ class Postfix(Service):
         return [(mount, str(ndir / sub)) for mount, sub in MAIL_PRIVATE_DIRS] + ["/run"]
 
     @property
-    def host(self):  # type: ignore[no-untyped-def]
+    def host(self) -> MailHost:
         return self.dep.plan.mail[self.node.name]
 
     def context(self) -> dict[str, Any]:
-        return {"hostname": self.host.hostname, "domains": self.host.domains, "address": self.node.ip,
-                "cert_file": f"{TLS_DIR}/server.crt", "key_file": f"{TLS_DIR}/server.key",
-                "ca_file": f"{TLS_DIR}/ca.crt", "vmail_uid": VMAIL_UID, "vmail_gid": VMAIL_GID,
-                "relay_retry": self.dep.fast_retry}
+        return {
+            "hostname": self.host.hostname,
+            "domains": self.host.domains,
+            "address": self.node.ip,
+            "cert_file": f"{TLS_DIR}/server.crt",
+            "key_file": f"{TLS_DIR}/server.key",
+            "ca_file": f"{TLS_DIR}/ca.crt",
+            "vmail_uid": VMAIL_UID,
+            "vmail_gid": VMAIL_GID,
+            "relay_retry": self.dep.fast_retry,
+        }
+
+    def templates(self) -> list[Template]:
+        etc, ctx = self.node.dir / "etc-postfix", self.context()
+        return [
+            Template(MAILNODE / "postfix", f"{name}.j2", ctx, etc / name, f"/etc/postfix/{name}")
+            for name in ("main.cf", "master.cf")
+        ]
 
     def render(self) -> None:
         etc = self.node.dir / "etc-postfix"
-        ctx = self.context()
         # certificates from the run's lab CA, for the host name and every hosted domain
-        cert = self.dep.ca.issue(self.host.hostname, self.host.domains, [self.node.ip or ""][: 1 if self.node.ip else 0],
-                                 self.node.dir / "pki")
+        cert = self.dep.ca.issue(
+            self.host.hostname,
+            self.host.domains,
+            [self.node.ip or ""][: 1 if self.node.ip else 0],
+            self.node.dir / "pki",
+        )
         shutil.copyfile(cert.cert, etc / "tls" / "server.crt")
         shutil.copyfile(cert.key, etc / "tls" / "server.key")
         os.chmod(etc / "tls" / "server.key", 0o600)
         shutil.copyfile(self.dep.ca.ca_file, etc / "tls" / "ca.crt")
-        for name in ("main.cf", "master.cf"):
-            self.write(etc / name, render_template(MAILNODE / "postfix", f"{name}.j2", **ctx), f"/etc/postfix/{name}")
+        super().render()
         users = self.host.users
-        self.write(etc / "vmailbox", "".join(f"{u.address} {u.domain}/{u.name}/\n" for u in users),
-                   "/etc/postfix/vmailbox")
-        self.write(etc / "sender_login", "".join(f"{u.address} {u.address}\n" for u in users),
-                   "/etc/postfix/sender_login")
+        self.write(
+            etc / "vmailbox", "".join(f"{u.address} {u.domain}/{u.name}/\n" for u in users), "/etc/postfix/vmailbox"
+        )
+        self.write(
+            etc / "sender_login", "".join(f"{u.address} {u.address}\n" for u in users), "/etc/postfix/sender_login"
+        )
         cfg = self.dep.plan.topology.data.nodes[self.node.name].config
         if cfg is not None and (cfg.postfix or cfg.postfix_master):
             # the topology's own settings replace the shipped ones (postconf edits in place)
@@ -124,8 +146,9 @@ class Postfix(Service):
 
     def _postconf(self, args: list[str]) -> None:
         etc = self.node.dir / "etc-postfix"
-        r = subprocess.run(["postconf", "-c", str(etc), *args], capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            ["postconf", "-c", str(etc), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
         if r.returncode != 0 or "warning" in r.stderr:
             raise self.fail(f"postconf {' '.join(args)} failed", extra=(r.stdout + r.stderr).strip())
 
@@ -165,10 +188,12 @@ class Postfix(Service):
                 return s.recv(512).startswith(b"220 ")
             finally:
                 s.close()
+
         self.poll(banner, timeout, "answer with an SMTP 220 banner on port 25")
 
-    def stop(self) -> None:
-        stop_pid(self.pid or read_pid(self.node.dir / "spool-postfix" / "pid" / "master.pid"))
+    def stop(self) -> list[int]:
+        self.pid = self.pid or read_pid(self.node.dir / "spool-postfix" / "pid" / "master.pid")
+        return super().stop()
 
     def queue(self) -> list[dict[str, Any]]:
         r = self.node.run(["postqueue", "-j"])
@@ -183,24 +208,40 @@ class Postfix(Service):
 
 class Dovecot(Service):
     daemon = "dovecot"
+    roles = ("mail",)
+    commands = ("dovecot", "doveconf")
+    stage = 60  # after Postfix: its LMTP and auth sockets live in Postfix's spool
 
     @property
-    def host(self):  # type: ignore[no-untyped-def]
+    def host(self) -> MailHost:
         return self.dep.plan.mail[self.node.name]
 
+    def templates(self) -> list[Template]:
+        return [
+            Template(
+                MAILNODE / "dovecot",
+                "dovecot.conf.j2",
+                Postfix(self.node, self.dep).context(),
+                self.node.dir / "etc-dovecot" / "dovecot.conf",
+                "/etc/dovecot/dovecot.conf",
+            )
+        ]
+
     def render(self) -> None:
-        ctx = Postfix(self.node, self.dep).context()
         etc = self.node.dir / "etc-dovecot"
-        text = render_template(MAILNODE / "dovecot", "dovecot.conf.j2", **ctx)
+        (t,) = self.templates()
+        text = t.text()
         cfg = self.dep.plan.topology.data.nodes[self.node.name].config
         if cfg is not None and cfg.dovecot:
             text += "\n# --- the topology's own settings (they replace the ones above) ---\n"
             for k, v in cfg.sections()["dovecot"].items():
                 mailconfig.assert_safe("dovecot", k, v)
                 text += f"{k} = {v}\n"
-        self.write(etc / "dovecot.conf", text, "/etc/dovecot/dovecot.conf")
-        lines = "".join(f"{u.address}:{ssha512(u.password)}:{VMAIL_UID}:{VMAIL_GID}::"
-                        f"/var/mail/vhosts/{u.domain}/{u.name}::\n" for u in self.host.users)
+        self.write(t.path, text, t.shown_as)
+        lines = "".join(
+            f"{u.address}:{ssha512(u.password)}:{VMAIL_UID}:{VMAIL_GID}::/var/mail/vhosts/{u.domain}/{u.name}::\n"
+            for u in self.host.users
+        )
         users = self.write(etc / "users", lines, "/etc/dovecot/users", mode=0o640)
         os.chown(users, 0, grp.getgrnam("dovecot").gr_gid)
 
@@ -214,8 +255,7 @@ class Dovecot(Service):
 
     def start(self) -> None:
         self.started_at = time.monotonic()
-        self.run_checked(["dovecot", "-c", "/etc/dovecot/dovecot.conf"], "starting dovecot",
-                         output=self.start_log())
+        self.run_checked(["dovecot", "-c", "/etc/dovecot/dovecot.conf"], "starting dovecot", output=self.start_log())
         self.pid = read_pid(self.pidfile, timeout=5)
 
     def wait_ready(self, timeout: float) -> None:
@@ -230,10 +270,12 @@ class Dovecot(Service):
             with ctx.wrap_socket(raw, server_hostname=self.host.hostname) as s:
                 s.settimeout(2)
                 return s.recv(512).startswith(b"* OK")
+
         self.poll(answers, timeout, "greet on IMAPS 993 with its LMTP and auth sockets in place")
 
-    def stop(self) -> None:
-        stop_pid(self.pid or read_pid(self.pidfile))
+    def stop(self) -> list[int]:
+        self.pid = self.pid or read_pid(self.pidfile)
+        return super().stop()
 
     def maildir(self, address: str) -> Path:
         user, domain = address.split("@", 1)
@@ -252,10 +294,16 @@ class Dovecot(Service):
                     with open(f, "rb") as fh:
                         msg = email.message_from_binary_file(fh, policy=email.policy.compat32)
                 except OSError:
-                    continue   # moved between new/ and cur/ while we looked
+                    continue  # moved between new/ and cur/ while we looked
                 headers = {k.lower(): str(v) for k, v in msg.items()}
-                out.append({"file": f"{sub}/{f.name}", "message_id": headers.get("message-id", "").strip(),
-                            "subject": headers.get("subject", ""), "headers": headers})
+                out.append(
+                    {
+                        "file": f"{sub}/{f.name}",
+                        "message_id": headers.get("message-id", "").strip(),
+                        "subject": headers.get("subject", ""),
+                        "headers": headers,
+                    }
+                )
         return out
 
     def logs(self) -> list[Path]:
@@ -265,4 +313,4 @@ class Dovecot(Service):
         return command_version(["dovecot", "--version"])
 
 
-__all__ = ["MAIL_PRIVATE_DIRS", "Postfix", "Dovecot", "ssha512", "process_alive"]
+__all__ = ["MAIL_PRIVATE_DIRS", "Dovecot", "Postfix", "ssha512"]

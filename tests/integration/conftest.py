@@ -1,4 +1,5 @@
 """Fixtures for tests that build real labs (root, Debian packages)."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-OURS = re.compile(r"^ml\d+(b\d|-)")          # kernel names of labs with automatic prefixes
+OURS = re.compile(r"^ml\d+(b\d|-)")  # kernel names of labs with automatic prefixes
 RUN_ID = re.compile(r"/var/lib/mail-lab/runs/([0-9]{8}-[0-9]{6}-[0-9a-f]{4})")
 
 
@@ -62,7 +63,7 @@ def footprint() -> dict[str, object]:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
             mounts = ""
-            if os.readlink(f"/proc/{entry}/ns/mnt") != own_mnt:   # a lab host's own table
+            if os.readlink(f"/proc/{entry}/ns/mnt") != own_mnt:  # a lab host's own table
                 with open(f"/proc/{entry}/mountinfo") as f:
                     mounts = f.read()
             ns = os.readlink(f"/proc/{entry}/ns/net")
@@ -70,8 +71,9 @@ def footprint() -> dict[str, object]:
             continue
         shell = re.search(r"mininet:(\S+)", cmd)
         runs = set(RUN_ID.findall(cmd + mounts))
-        mine = (shell is not None and OURS.match(shell.group(1) + "-")) or \
-            any(r not in claims or OURS.match(claims[r] + "-") for r in runs)
+        mine = (shell is not None and OURS.match(shell.group(1) + "-")) or any(
+            r not in claims or OURS.match(claims[r] + "-") for r in runs
+        )
         if mine:
             procs.append(f"{entry} {cmd[:80]}")
             if ns != root_ns:
@@ -100,9 +102,9 @@ def no_leaks():
 @pytest.fixture(scope="module")
 def star_lab():
     """The star campus LAN, built once for a module's checks."""
+    from lab.deploy.lab import Lab
+    from lab.model.load import load_topology
     from lab.model.plan import make_plan
-    from lab.model.topology import load_topology
-    from lab.runtime.lab import Lab
 
     plan = make_plan(load_topology(REPO / "topologies" / "star.yaml"))
     with Lab(plan) as lab:
@@ -112,4 +114,5 @@ def star_lab():
 @pytest.fixture
 def ctx(star_lab, tmp_path):
     from lab.scenario.steps import Context
+
     return Context(star_lab, star_lab.run_id, tmp_path)

@@ -4,6 +4,7 @@ No timing is asserted here (this machine may be busy with other labs); only that
 figure, and the baseline measured beside it, is a number in the JSON, and that the
 benchmark's labs and bare networks are gone afterwards.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,13 @@ def test_bench_quick(tmp_path: Path) -> None:
             pytest.skip(f"'{cmd}' is missing: run scripts/setup.sh")
     assert not _ours_left(), "a previous benchmark left its labs behind"
     out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, str(REPO / "bench" / "bench.py"), "--quick", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert r.returncode == 0, f"bench.py --quick failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr[-4000:]}"
     data = json.loads(out.read_text())
     assert data["quick"] is True and data["errors"] == {}

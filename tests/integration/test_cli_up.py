@@ -1,4 +1,5 @@
 """lab up / lab exec / lab down on every shipped topology, through the real command."""
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,10 @@ def test_up_exec_down(topology, no_leaks):
         src = next(n for n, v in nodes.items() if v["role"] in ("host", "mail", "dns"))
         # ping a node on the same subnet (routing may still be converging elsewhere)
         net = nodes[src]["addresses"][0].rsplit(".", 1)[0]
-        dst, ip = next((n, a) for n, v in nodes.items() if n != src for a in v["addresses"]
-                       if a.rsplit(".", 1)[0] == net)
-        for _ in range(20):       # an STP ring forwards only once its ports have settled
+        dst, ip = next(
+            (n, a) for n, v in nodes.items() if n != src for a in v["addresses"] if a.rsplit(".", 1)[0] == net
+        )
+        for _ in range(20):  # an STP ring forwards only once its ports have settled
             r = lab("exec", "--lab", info["prefix"], src, "--", "ping", "-c", "1", "-W", "1", ip)
             if r.returncode == 0:
                 break

@@ -3,6 +3,7 @@
 
 Chromium comes from the Debian package ``chromium``; without it these tests skip.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,16 +16,24 @@ from pathlib import Path
 
 import pytest
 
+from lab.model.load import load_topology
 from lab.model.plan import make_plan
-from lab.model.topology import load_topology
 from lab.report.html import write_html
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "data" / "report" / "star-fail"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FAIL_RED = (0xC6, 0x28, 0x28)            # --bad in templates/report.css
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FAIL_RED = (0xC6, 0x28, 0x28)  # --bad in templates/report.css
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 
@@ -35,8 +44,8 @@ def read_png(path: Path) -> tuple[int, int, list[bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
     pos, idat, width = 8, b"", 0
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
             assert depth == 8 and ctype in (2, 6) and interlace == 0, (depth, ctype, interlace)
@@ -50,7 +59,7 @@ def read_png(path: Path) -> tuple[int, int, list[bytes]]:
     prev = bytearray(stride)
     for y in range(height):
         f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b = prev[i]
@@ -72,8 +81,9 @@ def read_png(path: Path) -> tuple[int, int, list[bytes]]:
 
 def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(dir=tmp) as profile:
-        return subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120
+        )
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +100,7 @@ def test_the_screenshot_shows_a_page_with_red_failed_steps(report: Path, tmp_pat
     assert png.is_file(), f"no screenshot: {run.stderr[-2000:]}"
     width, height, rows = read_png(png)
     assert (width, height) == (1280, 2000)
-    pixels = [tuple(row[i:i + 3]) for row in rows[::4] for i in range(0, len(row), 12)]
+    pixels = [tuple(row[i : i + 3]) for row in rows[::4] for i in range(0, len(row), 12)]
     colours = set(pixels)
     assert len(colours) > 200, f"only {len(colours)} colours: the page looks blank"
     red = sum(1 for p in pixels if all(abs(a - b) <= 6 for a, b in zip(p, FAIL_RED)))

@@ -1,5 +1,6 @@
 """Every shipped scenario builds its topology, passes every step and wire check, and
 leaves nothing behind; the negative scenarios fail for the right reason."""
+
 from __future__ import annotations
 
 import json
@@ -36,14 +37,17 @@ def test_dmz_details(tmp_path, no_leaks):
     """The DMZ campus: firewall matrix both ways, NAT seen on the wire, mail both ways."""
     result, summary = run(REPO / "scenarios" / "dmz.yaml", tmp_path)
     assert result.status == "passed", [(s.name, s.message) for s in result.steps if s.status != "passed"]
-    probes = {(s["details"]["target"], s["details"]["port"]): s["details"]["state"]
-              for s in summary["steps"] if s["kind"] == "probe"}
-    assert probes[("10.0.1.10", 587)] == "open"          # lan -> dmz submission: allowed
-    assert probes[("10.0.1.10", 22)] == "filtered"       # lan -> dmz ssh: denied
-    assert probes[("203.0.113.2", 25)] == "open"         # the port forward
+    probes = {
+        (s["details"]["target"], s["details"]["port"]): s["details"]["state"]
+        for s in summary["steps"]
+        if s["kind"] == "probe"
+    }
+    assert probes[("10.0.1.10", 587)] == "open"  # lan -> dmz submission: allowed
+    assert probes[("10.0.1.10", 22)] == "filtered"  # lan -> dmz ssh: denied
+    assert probes[("203.0.113.2", 25)] == "open"  # the port forward
     nat = by_name(summary, "NAT on fw")[0]
     mapping = nat["details"]["mapping"]
-    assert any(v.startswith("203.0.113.2:") for v in mapping.values()), mapping   # the outside saw the fw
+    assert any(v.startswith("203.0.113.2:") for v in mapping.values()), mapping  # the outside saw the fw
     # the relay from the dmz to the partner left masqueraded behind the firewall's address
     relay = by_name(summary, "path mail -> ext-mail")[0]["details"]
     outside = [e for e in relay["links"] if e["link"] in ("inet-s3", "ext-mail-s4")]
@@ -65,7 +69,7 @@ def test_weakened_server_leaks_the_password_and_the_wire_says_so(tmp_path, no_le
 
 
 def test_relay_on_the_wrong_route_fails_the_path_check(tmp_path, no_leaks):
-    result, summary = run(REPO / "tests" / "data" / "good" / "ring-mail-path.yaml", tmp_path)
+    _result, summary = run(REPO / "tests" / "data" / "good" / "ring-mail-path.yaml", tmp_path)
     mail_steps = [s for s in summary["steps"] if s["kind"] != "wire"]
     assert all(s["status"] == "passed" for s in mail_steps), "the mail itself must arrive"
     check = [s for s in summary["steps"] if s["kind"] == "wire"][0]

@@ -1,9 +1,9 @@
 """The walking skeleton on a real lab: the default scenario, and the mail node's
 security basics checked with real clients from real hosts."""
+
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -52,9 +52,15 @@ def test_default_scenario_passes_and_leaves_nothing(tmp_path, no_leaks):
     cases = ET.parse(report / "junit.xml").getroot().findall(".//testcase")
     assert len(cases) == len(scn.steps) + len(wire_checks) + 1
     # rendered configs and daemon logs of every service are in the report
-    for rel in ("nodes/mail/config/postfix/main.cf", "nodes/mail/config/dovecot/dovecot.conf",
-                "nodes/dns/config/named/db.projet.dz", "nodes/dhcp/config/kea-dhcp4/kea-dhcp4.conf",
-                "nodes/mail/logs/postfix.log", "nodes/mail/logs/dovecot.log", "nodes/dns/logs/named.log"):
+    for rel in (
+        "nodes/mail/config/postfix/main.cf",
+        "nodes/mail/config/dovecot/dovecot.conf",
+        "nodes/dns/config/named/db.projet.dz",
+        "nodes/dhcp/config/kea-dhcp4/kea-dhcp4.conf",
+        "nodes/mail/logs/postfix.log",
+        "nodes/mail/logs/dovecot.log",
+        "nodes/dns/logs/named.log",
+    ):
         assert (report / rel).is_file(), rel
     assert "status=sent (250 2.0.0" in (report / "nodes/mail/logs/postfix.log").read_text()
     leases = {le["node"]: le for le in summary["leases"]}
@@ -84,16 +90,26 @@ def test_dhcp_clients_got_router_dns_and_a_working_resolver(ctx, star_lab):
 
 def test_mx_and_ptr_resolve(ctx):
     assert run(ctx, "dns", on="pc1", query="projet.dz", type="MX", expect=["10 mail.projet.dz."]).status == "passed"
-    assert run(ctx, "dns", on="pc1", query="10.0.0.10.in-addr.arpa", type="PTR",
-               expect=["mail.projet.dz."]).status == "passed"
+    assert (
+        run(ctx, "dns", on="pc1", query="10.0.0.10.in-addr.arpa", type="PTR", expect=["mail.projet.dz."]).status
+        == "passed"
+    )
     assert run(ctx, "dns", on="pc2", query="nosuch.projet.dz", rcode="NXDOMAIN").status == "passed"
     # a wrong expectation must fail: the check can fail
     assert run(ctx, "dns", on="pc1", query="projet.dz", type="MX", expect=["10 other.projet.dz."]).status == "failed"
 
 
 def test_auth_is_not_offered_before_starttls_on_587(ctx):
-    out = run(ctx, "send", on="pc1", server="mail.projet.dz", port=587, login="alice@projet.dz",
-              to=["bob@projet.dz"], subject="auth check")
+    out = run(
+        ctx,
+        "send",
+        on="pc1",
+        server="mail.projet.dz",
+        port=587,
+        login="alice@projet.dz",
+        to=["bob@projet.dz"],
+        subject="auth check",
+    )
     assert out.status == "passed", out.message
     assert "starttls" in out.details["ehlo_before_tls"]
     assert "auth" not in out.details["ehlo_before_tls"], out.details["ehlo_before_tls"]
@@ -107,40 +123,80 @@ def test_wrong_password_gets_535_and_delivers_nothing(ctx, star_lab):
     # earlier tests' mail must be delivered before counting
     assert run(ctx, "wait_for", condition="queue_empty", node="mail", timeout=10).status == "passed"
     before = len(store.maildir_messages("bob@projet.dz"))
-    out = run(ctx, "send", on="pc1", server="mail.projet.dz", login="alice@projet.dz", password="wrong",
-              to=["bob@projet.dz"], subject="must not arrive", message="badpw",
-              reject={"code": 535, "stage": "auth"})
+    out = run(
+        ctx,
+        "send",
+        on="pc1",
+        server="mail.projet.dz",
+        login="alice@projet.dz",
+        password="wrong",
+        to=["bob@projet.dz"],
+        subject="must not arrive",
+        message="badpw",
+        reject={"code": 535, "stage": "auth"},
+    )
     assert out.status == "passed", out.message
     assert out.details["code"] == 535
     # the same send without the expectation is reported as a failure
-    out = run(ctx, "send", on="pc1", server="mail.projet.dz", login="alice@projet.dz", password="wrong",
-              to=["bob@projet.dz"], subject="must not arrive")
+    out = run(
+        ctx,
+        "send",
+        on="pc1",
+        server="mail.projet.dz",
+        login="alice@projet.dz",
+        password="wrong",
+        to=["bob@projet.dz"],
+        subject="must not arrive",
+    )
     assert out.status == "failed" and "535" in out.message
     postfix = next(s for s in star_lab.services if s.daemon == "postfix")
     deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:   # give a wrongly accepted message time to show up
+    while time.monotonic() < deadline:  # give a wrongly accepted message time to show up
         assert len(store.maildir_messages("bob@projet.dz")) == before
         assert postfix.queue() == []
         time.sleep(0.2)
 
 
 def test_unknown_recipient_is_refused_at_rcpt(ctx):
-    out = run(ctx, "send", on="pc2", server="mail.projet.dz", login="bob@projet.dz",
-              to=["nobody@projet.dz"], reject={"code": 550, "stage": "rcpt"})
+    out = run(
+        ctx,
+        "send",
+        on="pc2",
+        server="mail.projet.dz",
+        login="bob@projet.dz",
+        to=["nobody@projet.dz"],
+        reject={"code": 550, "stage": "rcpt"},
+    )
     assert out.status == "passed", (out.message, out.details)
 
 
 def test_port_25_is_not_an_open_relay(ctx):
-    out = run(ctx, "send", on="pc2", server="mail.projet.dz", port=25, tls="starttls",
-              **{"from": "someone@elsewhere.example"}, to=["victim@foreign.example"],
-              reject={"code": 554, "stage": "rcpt"})
+    out = run(
+        ctx,
+        "send",
+        on="pc2",
+        server="mail.projet.dz",
+        port=25,
+        tls="starttls",
+        **{"from": "someone@elsewhere.example"},
+        to=["victim@foreign.example"],
+        reject={"code": 554, "stage": "rcpt"},
+    )
     assert out.status == "passed", (out.message, out.details)
     assert "auth" not in out.details["ehlo"], "port 25 must not offer AUTH"
 
 
 def test_alice_cannot_send_as_bob(ctx):
-    out = run(ctx, "send", on="pc1", server="mail.projet.dz", login="alice@projet.dz",
-              **{"from": "bob@projet.dz"}, to=["bob@projet.dz"], reject={"code": 553})
+    out = run(
+        ctx,
+        "send",
+        on="pc1",
+        server="mail.projet.dz",
+        login="alice@projet.dz",
+        **{"from": "bob@projet.dz"},
+        to=["bob@projet.dz"],
+        reject={"code": 553},
+    )
     assert out.status == "passed", (out.message, out.details)
 
 
@@ -151,12 +207,14 @@ def test_no_plaintext_login_on_143_and_110(ctx):
         assert out.status == "passed", (proto, out.message)
     # ... and a raw plaintext login is refused by the server itself
     node = ctx.lab.node("pc1")
-    script = ("import socket,sys\n"
-              "s=socket.create_connection(('10.0.0.10',143),5); f=s.makefile('rb')\n"
-              "f.readline(); s.sendall(b'a1 LOGIN alice@projet.dz alice-secret\\r\\n')\n"
-              "while True:\n"
-              "    line=f.readline().decode().strip(); print(line)\n"
-              "    if not line or line.startswith('a1 '): break\n")
+    script = (
+        "import socket,sys\n"
+        "s=socket.create_connection(('10.0.0.10',143),5); f=s.makefile('rb')\n"
+        "f.readline(); s.sendall(b'a1 LOGIN alice@projet.dz alice-secret\\r\\n')\n"
+        "while True:\n"
+        "    line=f.readline().decode().strip(); print(line)\n"
+        "    if not line or line.startswith('a1 '): break\n"
+    )
     r = node.run([sys.executable, "-c", script])
     tagged = r.stdout.strip().splitlines()[-1]
     assert tagged.startswith("a1 NO"), r.stdout + r.stderr
@@ -165,8 +223,9 @@ def test_no_plaintext_login_on_143_and_110(ctx):
 
 def test_ctrl_c_tears_everything_down(tmp_path):
     before = footprint()
-    proc = subprocess.Popen([*LAB, "run", "--reports", str(tmp_path)], cwd=REPO, stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*LAB, "run", "--reports", str(tmp_path)], cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stderr is not None
     lines = []
     for line in proc.stderr:
@@ -174,15 +233,20 @@ def test_ctrl_c_tears_everything_down(tmp_path):
         if "lab ready" in line:
             break
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, "".join(lines) + err
     assert footprint() == before
 
 
 def test_sigkill_then_lab_clean_removes_the_leftovers(tmp_path):
     before = footprint()
-    proc = subprocess.Popen([*LAB, "run", "--reports", str(tmp_path)], cwd=REPO, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [*LAB, "run", "--reports", str(tmp_path)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stderr is not None
     for line in proc.stderr:
         if "lab ready" in line:
@@ -200,10 +264,10 @@ def test_sigkill_then_lab_clean_removes_the_leftovers(tmp_path):
 
 
 def test_a_broken_zone_is_caught_by_the_config_check_with_the_log(tmp_path, no_leaks, monkeypatch):
+    from lab.deploy.lab import Lab
     from lab.errors import ServiceError
+    from lab.model.load import load_topology
     from lab.model.plan import make_plan
-    from lab.model.topology import load_topology
-    from lab.runtime.lab import Lab
     from lab.services.dns import Bind
 
     real_render = Bind.render
@@ -212,6 +276,7 @@ def test_a_broken_zone_is_caught_by_the_config_check_with_the_log(tmp_path, no_l
         real_render(self)
         zone = self.home / "db.projet.dz"
         zone.write_text(zone.read_text() + "mail IN A 10.0.0.999\n")
+
     monkeypatch.setattr(Bind, "render", broken_render)
     lab = Lab(make_plan(load_topology(REPO / "topologies" / "star.yaml")))
     try:
@@ -227,8 +292,16 @@ def test_a_broken_zone_is_caught_by_the_config_check_with_the_log(tmp_path, no_l
 
 
 def test_two_labs_run_at_once_without_colliding(tmp_path, no_leaks):
-    procs = [subprocess.Popen([*LAB, "run", "--json", "--reports", str(tmp_path)], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [*LAB, "run", "--json", "--reports", str(tmp_path)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
     assert [r["status"] for r in results] == ["passed", "passed"], results
     assert results[0]["run_id"] != results[1]["run_id"]

@@ -2,6 +2,7 @@
 
 Every fixture here only reads the repository or writes under pytest's ``tmp_path``.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from lab.model.load import load_topology
 from lab.model.plan import Plan, make_plan
-from lab.model.topology import Topology, load_topology
+from lab.model.topology import Topology
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
@@ -35,10 +37,12 @@ def star_plan(star: Topology) -> Plan:
 @pytest.fixture
 def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
     """Write dedented YAML text to ``tmp_path/name`` and return the path."""
+
     def write(name: str, text: str) -> Path:
         path = tmp_path / name
         path.write_text(textwrap.dedent(text).lstrip("\n"))
         return path
+
     return write
 
 
@@ -51,10 +55,12 @@ def lan_variant(write_yaml: Callable[[str, str], Path]) -> Callable[..., Path]:
 
     Each replacement must match, so a test cannot silently test the unmodified file.
     """
+
     def variant(*subs: tuple[str, str], name: str = "topo.yaml") -> Path:
         text = LAN_TOPOLOGY
         for old, new in subs:
             assert old in text, f"replacement target not found: {old!r}"
             text = text.replace(old, new, 1)
         return write_yaml(name, text)
+
     return variant

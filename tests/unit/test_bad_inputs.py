@@ -13,6 +13,7 @@ is refused before anything that needs root.
 
 ``UPDATE_GOLDEN=1`` rewrites the goldens from the current output (except KNOWN_BUGS).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from lab.errors import InputError
+from lab.model.load import load_topology
 from lab.model.scenario import load_scenario
-from lab.model.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[2]
 BAD = REPO / "tests" / "data" / "bad"
@@ -92,6 +93,7 @@ def test_loader(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- the CLI, as subprocesses ----------------------------------------------------------
 
+
 @dataclass
 class Ran:
     returncode: int
@@ -106,8 +108,9 @@ def _unprivileged() -> list[str]:
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         return []
     prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    probe = subprocess.run([*prefix, sys.executable, "-c", "import lab.cli"], cwd=REPO,
-                           capture_output=True, stdin=subprocess.DEVNULL)
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", "import lab.cli"], cwd=REPO, capture_output=True, stdin=subprocess.DEVNULL
+    )
     return prefix if probe.returncode == 0 else []
 
 
@@ -139,19 +142,36 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Ran]:
         _refuses(case)
         work = base / f"run-{case}"
         (work / "reports").mkdir(parents=True)
-        args = [sys.executable, "-m", "lab.cli", "run", rel(case), "--reports", str(work / "reports"),
-                "--prefix", "mlt9", "-q"]
+        args = [
+            sys.executable,
+            "-m",
+            "lab.cli",
+            "run",
+            rel(case),
+            "--reports",
+            str(work / "reports"),
+            "--prefix",
+            "mlt9",
+            "-q",
+        ]
         jobs.append((("run", case), [*prefix, *args], work / "reports", work / "state"))
     work = base / "validate"
     (work / "reports").mkdir(parents=True)
-    jobs.append((("validate", "*"), [*prefix, sys.executable, "-m", "lab.cli", "validate", *map(rel, CASES)],
-                 work / "reports", work / "state"))
+    jobs.append(
+        (
+            ("validate", "*"),
+            [*prefix, sys.executable, "-m", "lab.cli", "validate", *map(rel, CASES)],
+            work / "reports",
+            work / "state",
+        )
+    )
 
     def one(job: tuple[tuple[str, str], list[str], Path, Path]) -> tuple[tuple[str, str], Ran]:
         key, args, reports, state = job
         env = {**os.environ, "MAIL_LAB_STATE": str(state), "PYTHONDONTWRITEBYTECODE": "1"}
-        r = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
-                           stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            args, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
         return key, Ran(r.returncode, r.stdout, r.stderr, reports, state)
 
     with ThreadPoolExecutor(max_workers=(os.cpu_count() or 2) + 1) as pool:
@@ -178,8 +198,9 @@ def test_cli_validate(case: str, cli: dict[tuple[str, str], Ran]) -> None:
     assert "\n" + golden(case) + "\n" in "\n" + normalise(cli[("validate", "*")].stderr)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c, marks=[] if c.startswith("topo-") else marks(c, "run"))
-                                  for c in RUN_CASES])
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=c, marks=[] if c.startswith("topo-") else marks(c, "run")) for c in RUN_CASES]
+)
 def test_cli_run(case: str, cli: dict[tuple[str, str], Ran]) -> None:
     ran = cli[("run", case)]
     assert (ran.returncode, ran.stdout) == (2, ""), ran.stderr
@@ -187,7 +208,7 @@ def test_cli_run(case: str, cli: dict[tuple[str, str], Ran]) -> None:
     if case.startswith("topo-"):
         # `run` takes a scenario: a topology file is refused, located in that file
         assert err.startswith(f"lab: {rel(case)}:"), err
-        assert "missing key 'steps'" in err or "must be a mapping" in err, err
+        assert "this is a topology, not a scenario" in err or "must be a mapping" in err, err
     else:
         assert err == "lab: " + golden(case) + "\n"
     nothing_built(ran)

@@ -5,6 +5,7 @@ a client behind a NAT router (tests/data/pcap/nat/).
 during the capture (tests/data/pcap/make_pcaps.py): the tests compare the analysis of
 the packets with that independent truth.  No root needed.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from lab.capture.analyse import (analyse_captures, dhcp, dns, nat, nat_mapping, path, plaintext_credentials,
-                                 tls_facts)
+from lab.capture.analyse import analyse_captures, dhcp, dns, nat, nat_mapping, path, plaintext_credentials, tls_facts
 from lab.capture.pcap import C2S, Flow, Parsed, iter_records, parse
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pcap"
@@ -52,7 +52,7 @@ def packet_bytes(pcap: Path, number: int) -> bytes:
     p = parse(pcap)
     for n, _, start, caplen in iter_records(p.pcap):
         if n == number:
-            return p.pcap.data[start:start + caplen]
+            return p.pcap.data[start : start + caplen]
     raise AssertionError(f"{pcap} has no packet {number}")
 
 
@@ -72,11 +72,19 @@ def test_flows_agree_with_scapy(star: dict[str, Parsed]) -> None:
     for pkt in scapy_all.rdpcap(str(STAR / "mail-s1.pcap")):
         if scapy_all.IP in pkt and (scapy_all.TCP in pkt or scapy_all.UDP in pkt):
             l4 = pkt[scapy_all.TCP] if scapy_all.TCP in pkt else pkt[scapy_all.UDP]
-            key = frozenset({(pkt[scapy_all.IP].src, l4.sport), (pkt[scapy_all.IP].dst, l4.dport),
-                             "tcp" if scapy_all.TCP in pkt else "udp"})
+            key = frozenset(
+                {
+                    (pkt[scapy_all.IP].src, l4.sport),
+                    (pkt[scapy_all.IP].dst, l4.dport),
+                    "tcp" if scapy_all.TCP in pkt else "udp",
+                }
+            )
             counts[key] = counts.get(key, 0) + 1
-    ours = {frozenset({(f.key[1], f.key[2]), (f.key[3], f.key[4]), f.key[0]}): f.packets
-            for f in star["mail-s1"].flows if f.proto in (6, 17)}
+    ours = {
+        frozenset({(f.key[1], f.key[2]), (f.key[3], f.key[4]), f.key[0]}): f.packets
+        for f in star["mail-s1"].flows
+        if f.proto in (6, 17)
+    }
     assert ours == counts
 
 
@@ -86,14 +94,15 @@ def test_flow_dict_is_plain_data(star: dict[str, Parsed]) -> None:
     json.dumps(d)
     assert d["proto"] == "tcp" and d["server"] == "10.0.0.10" and d["server_port"] == 587
     assert d["c2s"]["flags"] == "S" and d["c2s"]["ttls"] == [64]
-    assert d["s2c"]["flags"] == "SR"      # aiosmtplib closes after QUIT without reading: Postfix resets
+    assert d["s2c"]["flags"] == "SR"  # aiosmtplib closes after QUIT without reading: Postfix resets
     assert d["packets"] == d["c2s"]["packets"] + d["s2c"]["packets"]
     assert d["first"] <= d["last"]
 
 
 # -- TLS -------------------------------------------------------------------------------------
-def test_submission_587_is_starttls_tls13_with_the_clients_cipher(star: dict[str, Parsed], facts: dict[str, Any],
-                                                                   keylog: Path) -> None:
+def test_submission_587_is_starttls_tls13_with_the_clients_cipher(
+    star: dict[str, Parsed], facts: dict[str, Any], keylog: Path
+) -> None:
     sent = step(facts, "send")
     f = mail_flow(star["pc1-s1"], 587)
     t = tls_facts(f, keylog)
@@ -102,8 +111,8 @@ def test_submission_587_is_starttls_tls13_with_the_clients_cipher(star: dict[str
     assert t["cipher"] == sent["cipher"]
     assert t["sni"] == "mail.projet.dz"
     assert t["starttls_reply"].startswith("220 2.0.0 Ready to start TLS")
-    assert f.c2s[:t["starttls_at"]].endswith(b"STARTTLS\r\n")
-    assert f.c2s[t["starttls_at"]] == 0x16                     # a TLS handshake record starts there
+    assert f.c2s[: t["starttls_at"]].endswith(b"STARTTLS\r\n")
+    assert f.c2s[t["starttls_at"]] == 0x16  # a TLS handshake record starts there
     assert t["starttls_reply_packet"] < t["tls_packet"]
     assert t["handshake_complete"]
 
@@ -121,9 +130,12 @@ def test_tls13_certificate_needs_the_key_log(star: dict[str, Parsed], facts: dic
 def test_a_wrong_key_log_is_reported_not_trusted(star: dict[str, Parsed], keylog: Path, tmp_path: Path) -> None:
     f = mail_flow(star["pc1-s1"], 587)
     wrong = tmp_path / "keylog.txt"
-    wrong.write_text("".join(
-        " ".join(parts[:2] + ["00" * (len(parts[2]) // 2)]) + "\n"
-        for parts in (ln.split() for ln in keylog.read_text().splitlines() if not ln.startswith("#"))))
+    wrong.write_text(
+        "".join(
+            " ".join(parts[:2] + ["00" * (len(parts[2]) // 2)]) + "\n"
+            for parts in (ln.split() for ln in keylog.read_text().splitlines() if not ln.startswith("#"))
+        )
+    )
     t = tls_facts(f, wrong)
     assert t["cert_visible"] is False and "does not decrypt" in t["cert_note"]
 
@@ -140,8 +152,9 @@ def test_tls12_certificate_is_read_in_clear(star: dict[str, Parsed], facts: dict
 
 
 @pytest.mark.parametrize("port, link, reply", [(143, "pc2-s1", "OK Begin TLS"), (110, "pc1-s1", "+OK Begin TLS")])
-def test_imap_and_pop3_starttls_are_split_at_the_servers_reply(port: int, link: str, reply: str,
-                                                               star: dict[str, Parsed], keylog: Path) -> None:
+def test_imap_and_pop3_starttls_are_split_at_the_servers_reply(
+    port: int, link: str, reply: str, star: dict[str, Parsed], keylog: Path
+) -> None:
     flows = [tls_facts(f, keylog) for f in star[link].flows if f.proto == 6 and f.sport == port]
     t = next(t for t in flows if t["mode"] == "starttls")
     assert reply in t["starttls_reply"]
@@ -182,7 +195,7 @@ def test_raw_imap_login_is_caught_with_its_packet(findings: list[dict[str, Any]]
 def test_refused_smtp_auth_still_counts(findings: list[dict[str, Any]], facts: dict[str, Any]) -> None:
     plain = next(f for f in findings if f["command"] == "SMTP AUTH PLAIN")
     assert plain["server_port"] == 25 and plain["user"] == "alice@projet.dz"
-    assert plain["server_reply"] == facts["extra"]["plain_smtp_auth_plain_25"]["replies"][2]   # 503: refused
+    assert plain["server_reply"] == facts["extra"]["plain_smtp_auth_plain_25"]["replies"][2]  # 503: refused
     assert b"AUTH PLAIN " in packet_bytes(STAR / "mail-s1.pcap", plain["packet"])
     login = next(f for f in findings if f["command"] == "SMTP AUTH LOGIN")
     assert login["server_port"] == 587 and login["user"] == "alice@projet.dz"
@@ -194,11 +207,16 @@ def test_pop3_user_pass(findings: list[dict[str, Any]]) -> None:
     assert pop["user"] == "bob@projet.dz" and pop["server_reply"].startswith("-ERR")
 
 
-def test_only_the_deliberate_plaintext_sessions_are_flagged(findings: list[dict[str, Any]],
-                                                            star: dict[str, Parsed], keylog: Path) -> None:
+def test_only_the_deliberate_plaintext_sessions_are_flagged(
+    findings: list[dict[str, Any]], star: dict[str, Parsed], keylog: Path
+) -> None:
     """The scenario's own logins (inside STARTTLS or implicit TLS) raise nothing."""
-    assert sorted(f["command"] for f in findings) == ["IMAP LOGIN", "POP3 USER/PASS", "SMTP AUTH LOGIN",
-                                                       "SMTP AUTH PLAIN"]
+    assert sorted(f["command"] for f in findings) == [
+        "IMAP LOGIN",
+        "POP3 USER/PASS",
+        "SMTP AUTH LOGIN",
+        "SMTP AUTH PLAIN",
+    ]
     flagged = {f["flow"] for f in findings}
     tls_flows = {t["flow"] for t in (tls_facts(f, keylog) for f in star["mail-s1"].flows if f.kept) if t["tls"]}
     assert tls_flows and not flagged & tls_flows
@@ -243,7 +261,7 @@ def test_analyse_captures_is_json(star: dict[str, Parsed], keylog: Path) -> None
     out = analyse_captures({link: STAR / f"{link}.pcap" for link in LINKS}, keylog)
     text = json.dumps(out)
     assert "bob-secret" not in text and "alice-secret" not in text
-    assert len(out["credentials"]) == 8            # 4 sessions, each seen on the client's and mail's port
+    assert len(out["credentials"]) == 8  # 4 sessions, each seen on the client's and mail's port
     assert {t["link"] for t in out["tls"] if t["tls"]} == {"pc1-s1", "pc2-s1", "mail-s1"}
 
 
@@ -259,7 +277,7 @@ def test_nat_maps_inside_to_outside(natfacts: dict[str, Any]) -> None:
     for t in natfacts["tcp"]:
         outside = mapping[f"tcp {natfacts['client']}:{t['client_port']}"]
         addr, port = outside.split(":")
-        assert addr == natfacts["router_outside"] and 20000 <= int(port) <= 20099   # nft: masquerade to :20000-20099
+        assert addr == natfacts["router_outside"] and 20000 <= int(port) <= 20099  # nft: masquerade to :20000-20099
     assert f"udp {natfacts['client']}:{natfacts['udp']['client_port']}" in mapping
     assert {x["kind"] for x in m} == {"snat"}
     assert all(x["ttl_c2s"]["c-r"] == [64] and x["ttl_c2s"]["r-s"] == [63] for x in m)

@@ -4,6 +4,7 @@ It prints ``listening on`` on stderr when ready, writes a pcap header, and on SI
 prints the closing counters the way tcpdump 4.99 does.  The real tcpdump is exercised
 by tests/data/pcap/make_pcaps.py, whose counters are in facts.json.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from lab.capture.capture import (TCPDUMP_BUFFER_KIB, CaptureError, LinkCapture, parse_tcpdump_counters, specs_for_lab,
-                                 start_captures, tcpdump_argv)
+from lab.capture.capture import (
+    TCPDUMP_BUFFER_KIB,
+    CaptureError,
+    LinkCapture,
+    parse_tcpdump_counters,
+    specs_for_lab,
+    start_captures,
+    tcpdump_argv,
+)
 
 FAKE = r"""#!/bin/sh
 # args: -i IFACE -w FILE ...
@@ -43,22 +51,47 @@ def fake_tcpdump(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_counters_are_parsed_from_tcpdumps_own_words() -> None:
-    text = ("tcpdump: listening on ml1b1-4, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n"
-            "1 packet captured\n150000 packets received by filter\n0 packets dropped by kernel\n")
-    assert parse_tcpdump_counters(text) == {"packets": 1, "received": 150000, "dropped": 0,
-                                            "dropped_by_interface": None}
+    text = (
+        "tcpdump: listening on ml1b1-4, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n"
+        "1 packet captured\n150000 packets received by filter\n0 packets dropped by kernel\n"
+    )
+    assert parse_tcpdump_counters(text) == {
+        "packets": 1,
+        "received": 150000,
+        "dropped": 0,
+        "dropped_by_interface": None,
+    }
 
 
 def test_argv_root_port_and_inside_a_node() -> None:
     assert tcpdump_argv("ml1b1-4", Path("/r/pc1-s1.pcap"))[:12] == [
-        "tcpdump", "-i", "ml1b1-4", "-w", "/r/pc1-s1.pcap", "-U", "-s", "0", "--immediate-mode", "-B", str(TCPDUMP_BUFFER_KIB), "-n"]
-    assert tcpdump_argv("eth1", Path("/r/x.pcap"), 4242)[:8] == ["mnexec", "-a", "4242", "tcpdump", "-i", "eth1",
-                                                                "-w", "-"]   # the file is its stdout
+        "tcpdump",
+        "-i",
+        "ml1b1-4",
+        "-w",
+        "/r/pc1-s1.pcap",
+        "-U",
+        "-s",
+        "0",
+        "--immediate-mode",
+        "-B",
+        str(TCPDUMP_BUFFER_KIB),
+        "-n",
+    ]
+    assert tcpdump_argv("eth1", Path("/r/x.pcap"), 4242)[:8] == [
+        "mnexec",
+        "-a",
+        "4242",
+        "tcpdump",
+        "-i",
+        "eth1",
+        "-w",
+        "-",
+    ]  # the file is its stdout
 
 
 def test_start_waits_for_listening_and_stop_collects_counters(fake_tcpdump: Path, tmp_path: Path) -> None:
-    specs = [{"link": "pc1-s1", "iface": "mlcb1-4", "netns_pid": None},
-             {"link": "mail-s1", "iface": "mlcb1-3"}]
+    specs = [{"link": "pc1-s1", "iface": "mlcb1-4", "netns_pid": None}, {"link": "mail-s1", "iface": "mlcb1-3"}]
     caps = start_captures(specs, tmp_path / "captures")
     assert all(c.ready for c in caps.captures)
     assert all(c.proc is not None and c.proc.poll() is None for c in caps.captures)
@@ -68,19 +101,21 @@ def test_start_waits_for_listening_and_stop_collects_counters(fake_tcpdump: Path
     assert (s.packets, s.received, s.dropped, s.returncode) == (7, 9, 2, 0)
     assert s.file == str(tmp_path / "captures" / "pc1-s1.pcap") and s.bytes == 24
     assert not s.complete and "2 packet(s) lost" in s.problems
-    assert caps.stop() is stats                                       # idempotent
+    assert caps.stop() is stats  # idempotent
     assert all(c.proc is not None and c.proc.poll() is not None for c in caps.captures)
 
 
-def test_a_tcpdump_that_fails_raises_with_its_words(fake_tcpdump: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tcpdump_that_fails_raises_with_its_words(
+    fake_tcpdump: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FAKE_TCPDUMP", "fail")
     with pytest.raises(CaptureError, match="No such device exists"):
         start_captures([{"link": "x-s1", "iface": "nope0"}], tmp_path)
 
 
-def test_a_silent_tcpdump_times_out_and_is_stopped(fake_tcpdump: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_silent_tcpdump_times_out_and_is_stopped(
+    fake_tcpdump: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FAKE_TCPDUMP", "mute")
     t = time.monotonic()
     with pytest.raises(CaptureError, match="not listening after"):
@@ -100,14 +135,21 @@ def test_stop_before_start_is_harmless(tmp_path: Path) -> None:
 
 def test_specs_for_lab_names_links_as_the_topology_does() -> None:
     """Host-switch links on the root-side bridge port; host-host links inside the first host."""
+
     def intf(node: str, name: str) -> SimpleNamespace:
         return SimpleNamespace(node=SimpleNamespace(name=node), name=name)
-    nodes = {"pc1": SimpleNamespace(mn=SimpleNamespace(name="mlc-pc1"), pid=111),
-             "r1": SimpleNamespace(mn=SimpleNamespace(name="mlc-r1"), pid=222)}
-    links = [SimpleNamespace(intf1=intf("mlc-pc1", "eth0"), intf2=intf("mlcb1", "mlcb1-1")),
-             SimpleNamespace(intf1=intf("mlcb1", "mlcb1-2"), intf2=intf("mlcb2", "mlcb2-1")),
-             SimpleNamespace(intf1=intf("mlc-r1", "eth1"), intf2=intf("mlc-pc1", "eth1"))]
-    lab = SimpleNamespace(network=SimpleNamespace(net=SimpleNamespace(links=links), nodes=nodes,
-                                                  bridges={"s1": "mlcb1", "s2": "mlcb2"}))
+
+    nodes = {
+        "pc1": SimpleNamespace(mn=SimpleNamespace(name="mlc-pc1"), pid=111),
+        "r1": SimpleNamespace(mn=SimpleNamespace(name="mlc-r1"), pid=222),
+    }
+    links = [
+        SimpleNamespace(intf1=intf("mlc-pc1", "eth0"), intf2=intf("mlcb1", "mlcb1-1")),
+        SimpleNamespace(intf1=intf("mlcb1", "mlcb1-2"), intf2=intf("mlcb2", "mlcb2-1")),
+        SimpleNamespace(intf1=intf("mlc-r1", "eth1"), intf2=intf("mlc-pc1", "eth1")),
+    ]
+    lab = SimpleNamespace(
+        network=SimpleNamespace(net=SimpleNamespace(links=links), nodes=nodes, bridges={"s1": "mlcb1", "s2": "mlcb2"})
+    )
     specs = [(s.link, s.iface, s.netns_pid) for s in specs_for_lab(lab)]
     assert specs == [("pc1-s1", "mlcb1-1", None), ("s1-s2", "mlcb1-2", None), ("r1-pc1", "eth1", 222)]

@@ -1,4 +1,5 @@
 """The `lab` command: help texts, exit codes, `validate` on good and bad files."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,11 @@ REPO = Path(__file__).resolve().parents[2]
 GOOD = ["topologies/star.yaml", "scenarios/star.yaml", "tests/data/good/lan.yaml", "tests/data/good/scenario.yaml"]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["validate", "--help"], ["clean", "--help"]],
-                         ids=["lab", "run", "validate", "clean"])
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["run", "--help"], ["validate", "--help"], ["clean", "--help"]],
+    ids=["lab", "run", "validate", "clean"],
+)
 def test_help_exits_0(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -23,7 +27,7 @@ def test_help_exits_0(argv: list[str], capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert out.startswith("usage: lab")
     if argv[0] in ("--help", "run"):
-        assert EXIT_CODES in out          # the exit codes are documented where they matter
+        assert EXIT_CODES in out  # the exit codes are documented where they matter
     if argv[0] == "--help":
         for command in ("run", "validate", "clean"):
             assert command in out
@@ -56,8 +60,7 @@ def test_validate_good_files(capsys: pytest.CaptureFixture[str], monkeypatch: py
     ]
 
 
-def test_validate_goes_on_after_a_bad_file(capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_goes_on_after_a_bad_file(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
     assert main(["validate", "tests/data/bad/topo-bad-cidr.yaml", "topologies/star.yaml", "nope.yaml"]) == 2
     out, err = capsys.readouterr()
@@ -69,8 +72,9 @@ def test_validate_goes_on_after_a_bad_file(capsys: pytest.CaptureFixture[str],
     ]
 
 
-def test_run_with_bad_input_returns_2_before_building(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_with_bad_input_returns_2_before_building(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("MAIL_LAB_STATE", str(tmp_path / "state"))
     (tmp_path / "reports").mkdir()
@@ -86,8 +90,15 @@ def test_entry_points(argv: list[str]) -> None:
     lab_script = Path(sys.executable).parent / "lab"
     commands = [[sys.executable, "-m", "lab.cli"]] + ([[str(lab_script)]] if lab_script.exists() else [])
     for cmd in commands:
-        r = subprocess.run([*cmd, *argv], cwd=REPO, capture_output=True, text=True, timeout=60,
-                           stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        r = subprocess.run(
+            [*cmd, *argv],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
         assert (r.returncode, r.stderr) == (0, ""), (cmd, r.stderr)
         assert r.stdout.startswith("usage: lab") if argv == ["--help"] else r.stdout.count(": valid ") == len(GOOD)
 
@@ -96,13 +107,25 @@ def test_validate_json_gives_located_problems() -> None:
     import json as _json
     import subprocess as _sp
     import sys as _sys
+
     repo = Path(__file__).resolve().parents[2]
-    r = _sp.run([_sys.executable, "-m", "lab.cli", "validate", "--json", "tests/data/bad/topo-link-unknown-node.yaml",
-                 "topologies/star.yaml"], cwd=repo, capture_output=True, text=True)
+    r = _sp.run(
+        [
+            _sys.executable,
+            "-m",
+            "lab.cli",
+            "validate",
+            "--json",
+            "tests/data/bad/topo-link-unknown-node.yaml",
+            "topologies/star.yaml",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     bad, good = _json.loads(r.stdout)
-    assert good == {"file": "topologies/star.yaml", "valid": True, "kind": "topology", "problems": [],
-                    "overrides": []}
+    assert good == {"file": "topologies/star.yaml", "valid": True, "kind": "topology", "problems": [], "overrides": []}
     (p,) = bad["problems"]
     assert (p["line"], p["column"], p["field"], p["message"]) == (24, 6, "links[5].a", "unknown node 'pc3'")
     assert p["hint"] == "did you mean 'pc2'?"

@@ -1,4 +1,5 @@
 """lab.model.plan: zones, records, DHCP scopes and mail hosts derived from a topology."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.model.load import load_topology
 from lab.model.plan import Plan, Record, Zone, make_plan, reverse_zone
-from lab.model.topology import load_topology
 
 
 def zone(plan: Plan, name: str) -> Zone:
@@ -24,8 +25,13 @@ def records(z: Zone, rtype: str) -> set[tuple[str, str]]:
 class TestStarPlan:
     def test_nodes(self, star_plan: Plan) -> None:
         mail = star_plan.nodes["mail"]
-        assert (mail.fqdn, mail.ip, mail.prefixlen, mail.gateway, mail.subnet) == \
-            ("mail.projet.dz", "10.0.0.10", 24, "10.0.0.1", "lan")
+        assert (mail.fqdn, mail.ip, mail.prefixlen, mail.gateway, mail.subnet) == (
+            "mail.projet.dz",
+            "10.0.0.10",
+            24,
+            "10.0.0.1",
+            "lan",
+        )
         assert mail.dns_servers == ["10.0.0.2"] and mail.search == "projet.dz" and not mail.dhcp
         pc1 = star_plan.nodes["pc1"]
         assert pc1.dhcp and pc1.ip is None and pc1.prefixlen == 24 and pc1.fqdn == "pc1.projet.dz"
@@ -33,8 +39,7 @@ class TestStarPlan:
         assert (s1.role, s1.ip, s1.subnet) == ("switch", None, "lan")
 
     def test_zone_names_and_servers(self, star_plan: Plan) -> None:
-        assert [(z.name, z.server) for z in star_plan.zones] == \
-            [("projet.dz", "dns"), ("0.0.10.in-addr.arpa", "dns")]
+        assert [(z.name, z.server) for z in star_plan.zones] == [("projet.dz", "dns"), ("0.0.10.in-addr.arpa", "dns")]
 
     def test_forward_zone(self, star_plan: Plan) -> None:
         z = zone(star_plan, "projet.dz")
@@ -42,7 +47,7 @@ class TestStarPlan:
         # static nodes only: DHCP hosts and the switch have no fixed address
         assert records(z, "A") == {("dns", "10.0.0.2"), ("dhcp", "10.0.0.3"), ("mail", "10.0.0.10")}
         assert records(z, "MX") == {("@", "10 mail.projet.dz.")}
-        assert z.records[0] == Record("@", "NS", "dns.projet.dz.")   # NS first, after the SOA
+        assert z.records[0] == Record("@", "NS", "dns.projet.dz.")  # NS first, after the SOA
 
     def test_reverse_zone(self, star_plan: Plan) -> None:
         z = zone(star_plan, "0.0.10.in-addr.arpa")
@@ -51,8 +56,13 @@ class TestStarPlan:
 
     def test_dhcp_scope(self, star_plan: Plan) -> None:
         (s,) = star_plan.scopes
-        assert (s.server, s.subnet, s.cidr, s.pool_start, s.pool_end) == \
-            ("dhcp", "lan", "10.0.0.0/24", "10.0.0.100", "10.0.0.199")
+        assert (s.server, s.subnet, s.cidr, s.pool_start, s.pool_end) == (
+            "dhcp",
+            "lan",
+            "10.0.0.0/24",
+            "10.0.0.100",
+            "10.0.0.199",
+        )
         assert s.routers == ["10.0.0.1"]
         assert s.dns_servers == ["10.0.0.2"]
         assert (s.domain, s.lease_time) == ("projet.dz", 3600)
@@ -61,8 +71,10 @@ class TestStarPlan:
         assert list(star_plan.mail) == ["mail"]
         host = star_plan.mail["mail"]
         assert (host.node, host.hostname, host.domains) == ("mail", "mail.projet.dz", ["projet.dz"])
-        assert [(u.address, u.password) for u in host.users] == \
-            [("alice@projet.dz", "alice-secret"), ("bob@projet.dz", "bob-secret")]
+        assert [(u.address, u.password) for u in host.users] == [
+            ("alice@projet.dz", "alice-secret"),
+            ("bob@projet.dz", "bob-secret"),
+        ]
 
     def test_lookups(self, star_plan: Plan) -> None:
         assert star_plan.user("bob@projet.dz") is not None
@@ -74,31 +86,66 @@ class TestStarPlan:
         assert star_plan.node_by_fqdn("mail.example.org") is None
 
 
-@pytest.mark.parametrize(("cidr", "zone_name"), [
-    ("10.0.0.0/24", "0.0.10.in-addr.arpa"),
-    ("192.168.1.128/25", "1.168.192.in-addr.arpa"),
-    ("172.16.0.0/16", "16.172.in-addr.arpa"),
-    ("10.0.16.0/20", "0.10.in-addr.arpa"),     # not on an octet boundary: the enclosing /16
-    ("10.0.0.0/8", "10.in-addr.arpa"),
-])
+@pytest.mark.parametrize(
+    ("cidr", "zone_name"),
+    [
+        ("10.0.0.0/24", "0.0.10.in-addr.arpa"),
+        ("192.168.1.128/25", "1.168.192.in-addr.arpa"),
+        ("172.16.0.0/16", "16.172.in-addr.arpa"),
+        ("10.0.16.0/20", "0.10.in-addr.arpa"),  # not on an octet boundary: the enclosing /16
+        ("10.0.0.0/8", "10.in-addr.arpa"),
+    ],
+)
 def test_reverse_zone_name(cidr: str, zone_name: str) -> None:
     assert reverse_zone(cidr) == zone_name
 
 
-@pytest.mark.parametrize(("cidr", "gateway", "pool", "addresses", "zone_name"), [
-    ("10.0.0.0/24", "10.0.0.1", "10.0.0.100-10.0.0.199", ("10.0.0.2", "10.0.0.3", "10.0.0.10"), "0.0.10.in-addr.arpa"),
-    ("172.16.0.0/16", "172.16.0.1", "172.16.1.0-172.16.1.255", ("172.16.0.2", "172.16.2.3", "172.16.200.10"),
-     "16.172.in-addr.arpa"),
-    ("10.0.16.0/20", "10.0.16.1", "10.0.20.1-10.0.20.200", ("10.0.16.2", "10.0.17.3", "10.0.31.254"),
-     "0.10.in-addr.arpa"),
-], ids=["/24", "/16", "/20"])
-def test_ptr_owners(lan_variant: Callable[..., Path], cidr: str, gateway: str, pool: str,
-                    addresses: tuple[str, str, str], zone_name: str) -> None:
+@pytest.mark.parametrize(
+    ("cidr", "gateway", "pool", "addresses", "zone_name"),
+    [
+        (
+            "10.0.0.0/24",
+            "10.0.0.1",
+            "10.0.0.100-10.0.0.199",
+            ("10.0.0.2", "10.0.0.3", "10.0.0.10"),
+            "0.0.10.in-addr.arpa",
+        ),
+        (
+            "172.16.0.0/16",
+            "172.16.0.1",
+            "172.16.1.0-172.16.1.255",
+            ("172.16.0.2", "172.16.2.3", "172.16.200.10"),
+            "16.172.in-addr.arpa",
+        ),
+        (
+            "10.0.16.0/20",
+            "10.0.16.1",
+            "10.0.20.1-10.0.20.200",
+            ("10.0.16.2", "10.0.17.3", "10.0.31.254"),
+            "0.10.in-addr.arpa",
+        ),
+    ],
+    ids=["/24", "/16", "/20"],
+)
+def test_ptr_owners(
+    lan_variant: Callable[..., Path],
+    cidr: str,
+    gateway: str,
+    pool: str,
+    addresses: tuple[str, str, str],
+    zone_name: str,
+) -> None:
     dns, dhcp, mail = addresses
-    topo = load_topology(lan_variant(
-        ("cidr: 10.0.0.0/24", f"cidr: {cidr}"), ("gateway: 10.0.0.1", f"gateway: {gateway}"),
-        ("pool: 10.0.0.100-10.0.0.199", f"pool: {pool}"), ("address: 10.0.0.2}", f"address: {dns}}}"),
-        ("address: 10.0.0.3}", f"address: {dhcp}}}"), ("address: 10.0.0.10}", f"address: {mail}}}")))
+    topo = load_topology(
+        lan_variant(
+            ("cidr: 10.0.0.0/24", f"cidr: {cidr}"),
+            ("gateway: 10.0.0.1", f"gateway: {gateway}"),
+            ("pool: 10.0.0.100-10.0.0.199", f"pool: {pool}"),
+            ("address: 10.0.0.2}", f"address: {dns}}}"),
+            ("address: 10.0.0.3}", f"address: {dhcp}}}"),
+            ("address: 10.0.0.10}", f"address: {mail}}}"),
+        )
+    )
     plan = make_plan(topo)
     z = zone(plan, zone_name)
     ptr = records(z, "PTR")
@@ -112,8 +159,11 @@ def test_ptr_owners(lan_variant: Callable[..., Path], cidr: str, gateway: str, p
 
 
 def test_node_with_its_own_domain(lan_variant: Callable[..., Path]) -> None:
-    topo = load_topology(lan_variant(("mail: {role: mail, address: 10.0.0.10}",
-                                      "mail: {role: mail, address: 10.0.0.10, domain: corp.dz}")))
+    topo = load_topology(
+        lan_variant(
+            ("mail: {role: mail, address: 10.0.0.10}", "mail: {role: mail, address: 10.0.0.10, domain: corp.dz}")
+        )
+    )
     plan = make_plan(topo)
     mail = plan.nodes["mail"]
     assert (mail.fqdn, mail.search) == ("mail.corp.dz", "corp.dz")
@@ -137,9 +187,13 @@ def test_scope_without_gateway_has_no_routers(lan_variant: Callable[..., Path]) 
 
 
 def test_mail_node_without_domain_still_has_a_host(lan_variant: Callable[..., Path]) -> None:
-    path = lan_variant(("  pc2:  {role: host, address: dhcp}", "  pc2:  {role: host, address: dhcp}\n"
-                        "  mx2:  {role: mail, address: 10.0.0.11}"),
-                       ("  - {a: pc2,  b: s1}\n", "  - {a: pc2,  b: s1}\n  - {a: mx2,  b: s1}\n"))
+    path = lan_variant(
+        (
+            "  pc2:  {role: host, address: dhcp}",
+            "  pc2:  {role: host, address: dhcp}\n  mx2:  {role: mail, address: 10.0.0.11}",
+        ),
+        ("  - {a: pc2,  b: s1}\n", "  - {a: pc2,  b: s1}\n  - {a: mx2,  b: s1}\n"),
+    )
     plan = make_plan(load_topology(path))
     assert plan.mail["mx2"].domains == [] and plan.mail["mx2"].users == []
     assert plan.mail["mx2"].hostname == "mx2.projet.dz"

@@ -1,4 +1,5 @@
 """report.html: one self-contained page, rendered from real summaries in tests/data/report/."""
+
 from __future__ import annotations
 
 import copy
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from lab.model.load import load_topology
 from lab.model.plan import Plan, make_plan
-from lab.model.topology import load_topology
 from lab.report.html import render_html, write_html
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +57,7 @@ class Page(HTMLParser):
                 if k != "class_" and have != v:
                     return False
             return True
+
         return [el for el in self.elements if match(el)]
 
 
@@ -117,8 +119,15 @@ def test_mail_trace_rows_are_in_order_with_their_queue_ids(tmp_path: Path) -> No
     rows = [el for el in page.elements[i:] if el["tag"] == "tr" and "hop" in el["attrs"].get("class", "").split()]
     first = rows[:15]
     assert [(r["attrs"]["data-node"], r["attrs"]["data-stage"]) for r in first[:8]] == [
-        ("mail", "connect"), ("mail", "submitted"), ("mail", "cleanup"), ("mail", "queued"), ("mail", "mx"),
-        ("mail", "relay"), ("mail", "removed"), ("ext-mail", "connect")]
+        ("mail", "connect"),
+        ("mail", "submitted"),
+        ("mail", "cleanup"),
+        ("mail", "queued"),
+        ("mail", "mx"),
+        ("mail", "relay"),
+        ("mail", "removed"),
+        ("ext-mail", "connect"),
+    ]
     queue_ids = [r["attrs"]["data-queue-id"] for r in first if r["attrs"]["data-stage"] in ("submitted", "received")]
     assert queue_ids == ["345A8168143", "3BCDF168182"]
 
@@ -131,7 +140,7 @@ def test_tables_configs_and_logs(tmp_path: Path) -> None:
     configs = page.find("details", class_="config")
     main_cf = next(el for el in configs if "nodes/mail/config/postfix/main.cf" in el["text"])
     assert "smtpd_tls_security_level" in main_cf["text"] or "myhostname" in main_cf["text"]
-    assert any("not in the report folder" in el["text"] for el in configs)   # artefacts not copied to the fixture
+    assert any("not in the report folder" in el["text"] for el in configs)  # artefacts not copied to the fixture
     assert page.find("a", href="nodes/mail/logs/postfix.log")
     env = page.find("section", id="environment")[0]["text"]
     assert "postfix" in env and "3.7.11" in env
@@ -140,19 +149,25 @@ def test_tables_configs_and_logs(tmp_path: Path) -> None:
 def test_probes_routes_firewalls_and_captures(tmp_path: Path) -> None:
     summary, plan, d = _fixture("dmz", tmp_path)
     summary = copy.deepcopy(summary)
-    summary["firewalls"] = {"fw": {"ruleset": "table inet labfw { chain fwd { policy drop; } }",
-                                   "counters": [{"rule": "lan -> dmz tcp/587", "packets": 12, "bytes": 900}]}}
+    summary["firewalls"] = {
+        "fw": {
+            "ruleset": "table inet labfw { chain fwd { policy drop; } }",
+            "counters": [{"rule": "lan -> dmz tcp/587", "packets": 12, "bytes": 900}],
+        }
+    }
     (d / "captures").mkdir()
     (d / "captures" / "pc1-s1.pcap").write_bytes(b"")
-    summary["captures"] = [{"link": "pc1-s1", "file": "captures/pc1-s1.pcap", "packets": 42, "dropped": 0},
-                           {"link": "fw-s3", "file": "captures/fw-s3.pcap", "packets": 7, "dropped": 3}]
+    summary["captures"] = [
+        {"link": "pc1-s1", "file": "captures/pc1-s1.pcap", "packets": 42, "dropped": 0},
+        {"link": "fw-s3", "file": "captures/fw-s3.pcap", "packets": 7, "dropped": 3},
+    ]
     page = Page(render_html(summary, plan, d))
     fw = page.find("section", id="firewall")[0]["text"]
     assert "policy drop" in fw and "lan -> dmz tcp/587" in fw
     assert "tcp/22 on 10.0.1.10" in fw and "filtered" in fw
     assert page.find("a", href="captures/pc1-s1.pcap")
-    assert not page.find("a", href="captures/fw-s3.pcap")        # not in the folder: not linked
-    assert page.find("tr", class_="warn")                           # dropped packets stand out
+    assert not page.find("a", href="captures/fw-s3.pcap")  # not in the folder: not linked
+    assert page.find("tr", class_="warn")  # dropped packets stand out
     summary2, plan2, d2 = _fixture("ring-ospf", tmp_path)
     routes = Page(render_html(summary2, plan2, d2)).find("section", id="routes")[0]["text"]
     assert "10.1.2.0/24" in routes and "10.255.0.14" in routes and "ospf" in routes

@@ -3,6 +3,7 @@
 The fixtures in tests/data/report/ are real reports (summary.json and the logs the
 trace reads) from `lab run` of the default, DMZ and a failing scenario.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,15 +30,27 @@ def _by_label(name: str) -> dict[str, dict[str, Any]]:
 def test_local_delivery_is_traced_from_submission_to_fetch() -> None:
     t = _by_label("star")["welcome"]
     assert [h["stage"] for h in t["hops"]] == [
-        "connect", "submitted", "cleanup", "queued",
-        "delivery", "saved", "delivery", "saved", "removed", "fetch", "fetch"]
+        "connect",
+        "submitted",
+        "cleanup",
+        "queued",
+        "delivery",
+        "saved",
+        "delivery",
+        "saved",
+        "removed",
+        "fetch",
+        "fetch",
+    ]
     assert {h["queue_id"] for h in t["hops"] if "queue_id" in h} == {"62617168372"}
     sub = t["hops"][1]
     assert sub["sasl_username"] == "alice@projet.dz" and sub["tls"]["version"] == "TLSv1.3"
     assert sub["client"] == "10.0.0.100" and sub["port"] == 587
     # fetched in the scenario's order: bob over IMAPS, then alice over POP3S
     assert [(h["rcpt"], h["protocol"], h["port"]) for h in t["hops"][-2:]] == [
-        ("bob@projet.dz", "imap", 993), ("alice@projet.dz", "pop3", 995)]
+        ("bob@projet.dz", "imap", 993),
+        ("alice@projet.dz", "pop3", 995),
+    ]
     assert t["complete"] and t["delivered"] == ["alice@projet.dz", "bob@projet.dz"]
     assert all(h["ts"] is not None for h in t["hops"])
 
@@ -46,15 +59,22 @@ def test_relayed_mail_follows_the_next_servers_queue_id() -> None:
     traces = _by_label("dmz")
     out = traces["outbound"]["hops"]
     stages = [(h["node"], h["stage"]) for h in out]
-    assert stages[:7] == [("mail", "connect"), ("mail", "submitted"), ("mail", "cleanup"), ("mail", "queued"),
-                          ("mail", "mx"), ("mail", "relay"), ("mail", "removed")]
+    assert stages[:7] == [
+        ("mail", "connect"),
+        ("mail", "submitted"),
+        ("mail", "cleanup"),
+        ("mail", "queued"),
+        ("mail", "mx"),
+        ("mail", "relay"),
+        ("mail", "removed"),
+    ]
     relay = out[5]
     assert relay["queue_id"] == "345A8168143" and relay["next_queue_id"] == "3BCDF168182"
     assert relay["server"] == "198.51.100.10" and relay["port"] == 25 and relay["tls"]["version"] == "TLSv1.3"
     assert out[4]["text"] == "MX lookup for partenaire.dz from 10.0.1.10 answered by dns"
     nxt = [h for h in out if h["node"] == "ext-mail"]
     assert nxt[0]["stage"] == "connect" and nxt[1]["stage"] == "received"
-    assert nxt[1]["queue_id"] == "3BCDF168182" and nxt[1]["client"] == "203.0.113.2"     # NATed by the firewall
+    assert nxt[1]["queue_id"] == "3BCDF168182" and nxt[1]["client"] == "203.0.113.2"  # NATed by the firewall
     assert [h["stage"] for h in nxt][-3:] == ["saved", "removed", "fetch"]
     inbound = traces["inbound"]["hops"]
     ids = [h["queue_id"] for h in inbound if h["stage"] in ("submitted", "received")]
@@ -66,11 +86,23 @@ def test_wire_facts_are_attached_to_the_hops_that_made_the_connection() -> None:
     d, summary = _load("star")
     summary = copy.deepcopy(summary)
     summary["wire"] = [
-        {"flow": "tcp 10.0.0.100:48418 > 10.0.0.10:587", "link": "pc1-s1", "tls": True, "mode": "starttls",
-         "version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384"},
-        {"flow": "tcp 10.0.0.101:40000 > 10.0.0.10:993", "link": "pc2-s1", "tls": True, "mode": "implicit",
-         "version": "TLSv1.3"},
-        {"flow": "udp 10.0.0.100:5353 > 10.0.0.2:53", "link": "pc1-s1"}]
+        {
+            "flow": "tcp 10.0.0.100:48418 > 10.0.0.10:587",
+            "link": "pc1-s1",
+            "tls": True,
+            "mode": "starttls",
+            "version": "TLSv1.3",
+            "cipher": "TLS_AES_256_GCM_SHA384",
+        },
+        {
+            "flow": "tcp 10.0.0.101:40000 > 10.0.0.10:993",
+            "link": "pc2-s1",
+            "tls": True,
+            "mode": "implicit",
+            "version": "TLSv1.3",
+        },
+        {"flow": "udp 10.0.0.100:5353 > 10.0.0.2:53", "link": "pc1-s1"},
+    ]
     hops = trace(d, summary)[0]["hops"]
     sub = next(h for h in hops if h["stage"] == "submitted")
     assert [w["link"] for w in sub["wire"]] == ["pc1-s1"]
@@ -99,7 +131,14 @@ def test_wire_steps_flows_are_used_when_the_summary_has_no_wire_key() -> None:
     d, summary = _load("star")
     summary = copy.deepcopy(summary)
     flow = {"flow": "tcp 10.0.0.100:48418 > 10.0.0.10:587", "link": "pc1-s1", "mode": "starttls", "version": "TLSv1.3"}
-    summary["steps"].append({"index": 99, "kind": "wire", "name": "wire: TLS >= 1.2", "status": "passed",
-                             "details": {"flows": [flow, dict(flow)]}})
+    summary["steps"].append(
+        {
+            "index": 99,
+            "kind": "wire",
+            "name": "wire: TLS >= 1.2",
+            "status": "passed",
+            "details": {"flows": [flow, dict(flow)]},
+        }
+    )
     sub = next(h for h in trace(d, summary)[0]["hops"] if h["stage"] == "submitted")
     assert sub["wire"] == [flow]

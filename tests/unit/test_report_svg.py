@@ -1,4 +1,5 @@
 """The topology diagram: drawn from the plan, every node and subnet named, deterministic."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.model.load import load_topology
 from lab.model.plan import Plan, make_plan
-from lab.model.topology import load_topology
 from lab.report.svg import ROLES, topology_svg
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def test_interfaces_are_labelled_with_their_addresses() -> None:
 def test_leases_fill_in_dhcp_addresses() -> None:
     texts = _texts(ET.fromstring(topology_svg(_plan("star.yaml"), leases={"pc1": "10.0.0.101"})))
     assert "eth0 10.0.0.101 dhcp" in texts
-    assert "eth0 dhcp" in texts                       # pc2 has no lease given
+    assert "eth0 dhcp" in texts  # pc2 has no lease given
 
 
 def test_roles_have_distinct_glyphs_and_a_legend() -> None:

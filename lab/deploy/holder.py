@@ -6,6 +6,7 @@ the lab, writes where each node lives into the lab's claim directory
 (``lab.json``, next to ``owner.json``), tells the waiting ``lab up`` through a
 ready file, then sleeps until SIGTERM/SIGINT/SIGHUP and tears everything down.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,17 +25,28 @@ from lab.runtime.rundir import STATE_ROOT
 def lab_info(lab: Any, topology: str) -> dict[str, Any]:
     nodes = {}
     for name, node in lab.nodes.items():
-        nodes[name] = {"pid": node.pid, "role": node.plan.role, "fqdn": node.plan.fqdn,
-                       "addresses": [i.ip for i in node.plan.interfaces if i.ip] or ([node.ip] if node.ip else []),
-                       "interfaces": [i.name for i in node.plan.interfaces]}
-    return {"prefix": lab.run.prefix, "run_id": lab.run_id, "topology": topology, "name": lab.plan.topology.name,
-            "nodes": nodes, "ready": round(lab.timings.get("ready", 0.0), 3), "holder": __import__("os").getpid(),
-            "notes": lab.notes}
+        nodes[name] = {
+            "pid": node.pid,
+            "role": node.plan.role,
+            "fqdn": node.plan.fqdn,
+            "addresses": [i.ip for i in node.plan.interfaces if i.ip] or ([node.ip] if node.ip else []),
+            "interfaces": [i.name for i in node.plan.interfaces],
+        }
+    return {
+        "prefix": lab.run.prefix,
+        "run_id": lab.run_id,
+        "topology": topology,
+        "name": lab.plan.topology.name,
+        "nodes": nodes,
+        "ready": round(lab.timings.get("ready", 0.0), 3),
+        "holder": __import__("os").getpid(),
+        "notes": lab.notes,
+    }
 
 
 def running_labs() -> list[dict[str, Any]]:
     """Labs kept up by a holder, newest first."""
-    out = []
+    out: list[dict[str, Any]] = []
     root = STATE_ROOT / "prefixes"
     if not root.is_dir():
         return out
@@ -58,17 +70,18 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     ready = Path(args.ready_file)
 
-    stop = {"signal": None}
+    stop: dict[str, int | None] = {"signal": None}
 
     def handler(signum: int, frame: Any) -> None:
         stop["signal"] = signum
         raise KeyboardInterrupt
+
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, handler)
 
+    from lab.deploy.lab import Lab
+    from lab.model.load import load_topology
     from lab.model.plan import make_plan
-    from lab.model.topology import load_topology
-    from lab.runtime.lab import Lab
 
     lab = None
     try:
@@ -92,7 +105,7 @@ def main(argv: list[str]) -> int:
         return 4
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)     # a second signal must not cut the teardown short
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the teardown short
         if lab is not None:
             print("tearing down", flush=True)
             lab.down()

@@ -1,0 +1,184 @@
+"""Check phases about what runs on the network: mail domains, routing, firewall policy."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from lab.errors import Problem
+from lab.model.checks.context import Ctx
+from lab.model.policy import ROUTING_ROLES, Routing
+from lab.model.schema import suggest
+from lab.model.topology import DOMAIN_RE, USER_RE
+from lab.model.wiring import static_address
+from lab.model.yamlload import PathKey
+
+
+def domains(c: Ctx) -> list[Problem]:
+    t = c.t
+    out: list[Problem] = []
+    for dom, md in t.domains.items():
+        where: PathKey = ("domains", dom)
+        if not DOMAIN_RE.fullmatch(dom):
+            out.append(c.p(where, f"'{dom}' is not a DNS domain name"))
+        for key, role in (("mail", "mail"), ("dns", "dns")):
+            ref = getattr(md, key)
+            if ref is None:
+                continue
+            if ref not in t.nodes:
+                out += c.unknown_node(where + (key,), ref)
+            elif t.nodes[ref].role != role:
+                out.append(c.p(where + (key,), f"node '{ref}' has role '{t.nodes[ref].role}', not '{role}'"))
+        if md.public is not None:
+            ref = md.public.dns
+            if ref not in t.nodes:
+                out += c.unknown_node(where + ("public", "dns"), ref)
+            elif t.nodes[ref].role != "dns":
+                out.append(c.p(where + ("public", "dns"), f"node '{ref}' has role '{t.nodes[ref].role}', not 'dns'"))
+            elif ref == md.dns:
+                out.append(
+                    c.p(
+                        where + ("public", "dns"), "the public copy must live on another DNS server than the inside one"
+                    )
+                )
+        for user in md.users:
+            if not USER_RE.fullmatch(user):
+                out.append(
+                    c.p(
+                        where + ("users", user),
+                        f"'{user}' is not a valid mailbox name",
+                        "lower-case letters, digits, '.', '_' or '-'",
+                    )
+                )
+    return out
+
+
+def routing(c: Ctx) -> list[Problem]:
+    t = c.t
+    out: list[Problem] = []
+    r = t.routing
+    if not isinstance(r, Routing):
+        return out
+    routers = [n for n, v in t.nodes.items() if v.role in ROUTING_ROLES]
+    for router, routes in r.routes.items():
+        where: PathKey = ("routing", "routes", router)
+        node = t.nodes.get(router)
+        if node is None or node.role not in ROUTING_ROLES:
+            out.append(
+                c.p(
+                    where,
+                    f"'{router}' is not a router" if node else f"unknown node '{router}'",
+                    suggest(router, routers),
+                )
+            )
+            continue
+        if r.mode != "static":
+            out.append(
+                c.p(
+                    where,
+                    f"static routes are listed but routing mode is '{r.mode}'",
+                    "set mode: static, or remove routes",
+                )
+            )
+        mine = [c.w.subnets[i.subnet].network for i in c.w.interfaces[router]]
+        for j, route in enumerate(routes):
+            if route.to != "default":
+                try:
+                    ipaddress.IPv4Network(route.to)
+                except ValueError:
+                    out.append(
+                        c.p(
+                            where + (j, "to"),
+                            f"'{route.to}' is not a network in CIDR form",
+                            "write it like 10.0.2.0/24, or 'default'",
+                        )
+                    )
+            try:
+                via = ipaddress.IPv4Address(route.via)
+            except ValueError:
+                out.append(c.p(where + (j, "via"), f"'{route.via}' is not an IPv4 address"))
+                continue
+            if router not in c.suspect and not any(via in net for net in mine):
+                out.append(
+                    c.p(
+                        where + (j, "via"),
+                        f"{via} is not on a subnet '{router}' joins",
+                        "a next hop must be a neighbour: " + ", ".join(map(str, mine)),
+                    )
+                )
+    return out
+
+
+def firewalls(c: Ctx) -> list[Problem]:
+    t = c.t
+    out: list[Problem] = []
+    for fw, pol in t.firewalls.items():
+        where: PathKey = ("firewalls", fw)
+        node = t.nodes.get(fw)
+        if node is None or node.role != "firewall":
+            out.append(
+                c.p(
+                    where,
+                    f"'{fw}' is not a firewall node" if node else f"unknown node '{fw}'",
+                    suggest(fw, [n for n, v in t.nodes.items() if v.role == "firewall"]),
+                )
+            )
+            continue
+        out += _zones(c, fw)
+        zones = list(pol.zones)
+        for j, rule in enumerate(pol.allow):
+            for key, val in (("from", rule.from_), ("to", rule.to)):
+                if val not in pol.zones:
+                    out.append(c.p(where + ("allow", j, key), f"unknown zone '{val}'", suggest(val, zones)))
+        for j, m in enumerate(pol.masquerade):
+            for key, val in (("from", m.from_), ("to", m.to)):
+                if val not in pol.zones:
+                    out.append(c.p(where + ("masquerade", j, key), f"unknown zone '{val}'", suggest(val, zones)))
+        for j, f in enumerate(pol.forward):
+            if f.zone not in pol.zones:
+                out.append(c.p(where + ("forward", j, "zone"), f"unknown zone '{f.zone}'", suggest(f.zone, zones)))
+            if f.to not in t.nodes:
+                out += c.unknown_node(where + ("forward", j, "to"), f.to)
+            elif t.nodes[f.to].role == "switch" or not any(
+                static_address(t, i) not in (None, "dhcp") for i in c.w.interfaces.get(f.to, [])
+            ):
+                out.append(c.p(where + ("forward", j, "to"), f"'{f.to}' has no static address to forward to"))
+    for name, node in t.nodes.items():
+        if node.role == "firewall" and name not in t.firewalls and f"firewalls.{name}" not in c.broken:
+            out.append(
+                c.p(
+                    ("nodes", name),
+                    f"firewall '{name}' has no policy",
+                    f"add firewalls.{name} with zones and allow rules",
+                )
+            )
+    return out
+
+
+def _zones(c: Ctx, fw: str) -> list[Problem]:
+    pol, where, out = c.t.firewalls[fw], ("firewalls", fw), []
+    joined = {i.subnet for i in c.w.interfaces[fw]}
+    zoned: dict[str, str] = {}
+    for zone, subs in pol.zones.items():
+        for j, sub in enumerate(subs):
+            if sub not in joined:
+                if fw not in c.suspect:
+                    out.append(
+                        c.p(
+                            where + ("zones", zone, j),
+                            f"'{fw}' has no interface on subnet '{sub}'",
+                            suggest(sub, sorted(joined)) or "its subnets: " + ", ".join(sorted(joined)),
+                        )
+                    )
+            elif sub in zoned:
+                out.append(c.p(where + ("zones", zone, j), f"subnet '{sub}' is already in zone '{zoned[sub]}'"))
+            zoned[sub] = zone
+    if fw not in c.suspect:
+        for sub in sorted(joined - set(zoned)):
+            out.append(
+                c.p(
+                    where + ("zones",),
+                    f"subnet '{sub}' of '{fw}' is in no zone",
+                    "every interface of a firewall needs a zone",
+                )
+            )
+    return out

@@ -1,0 +1,58 @@
+"""What the plan says about one node: its name, role, interfaces, addresses and routes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def mac_for(topology: str, node: str, iface: str) -> str:
+    """A locally administered MAC that is the same on every run of this topology, so DHCP
+    reservations (and the addresses students see) stay the same."""
+    h = hashlib.sha256(f"{topology}/{node}/{iface}".encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in h[:5])
+
+
+@dataclass
+class IfacePlan:
+    name: str  # eth0, eth1 ... inside the node
+    subnet: str
+    ip: str | None  # None when DHCP
+    prefixlen: int
+    dhcp: bool
+    peer: str  # the switch or node at the other end
+    link: int  # index in the topology's links
+    mac: str = ""  # fixed per topology, node and interface (mac_for)
+
+
+@dataclass(frozen=True)
+class Route:
+    to: str  # CIDR or "default"
+    via: str
+
+
+@dataclass
+class NodePlan:
+    name: str
+    role: str
+    fqdn: str
+    subnet: str | None  # the first interface's subnet (a switch's own subnet)
+    ip: str | None  # the first static address; None when DHCP
+    prefixlen: int | None
+    gateway: str | None
+    dns_servers: list[str]
+    search: str
+    dhcp: bool = False
+    interfaces: list[IfacePlan] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+
+    @property
+    def forwards(self) -> bool:
+        return self.role in ("router", "firewall")
+
+    @property
+    def domain(self) -> str:
+        return self.fqdn.split(".", 1)[1]
+
+    def iface_on(self, subnet: str) -> IfacePlan | None:
+        return next((i for i in self.interfaces if i.subnet == subnet), None)

@@ -1,0 +1,135 @@
+"""DNS derived from a topology: zones with their records, and how each server finds the others."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from lab.model.nodeplan import NodePlan
+from lab.model.topology import Subnet, TopologyFile
+
+
+@dataclass(frozen=True)
+class Record:
+    owner: str
+    type: str
+    value: str
+
+
+@dataclass
+class Zone:
+    name: str  # "projet.dz" or "0.0.10.in-addr.arpa"
+    server: str  # node name of the authoritative server
+    records: list[Record] = field(default_factory=list)
+
+
+@dataclass
+class Forward:
+    """Another lab domain a DNS server must find: delegated from its own lab root."""
+
+    zone: str
+    servers: list[str]
+    ns: str = ""  # the authoritative server's host name
+
+
+def reverse_zone(cidr: str) -> str:
+    """The in-addr.arpa zone on an octet boundary that holds this subnet."""
+    net = ipaddress.IPv4Network(cidr)
+    octets = str(net.network_address).split(".")
+    keep = max(1, min(3, net.prefixlen // 8))
+    return ".".join(reversed(octets[:keep])) + ".in-addr.arpa"
+
+
+class Servers:
+    """Which DNS node serves which domain: the one a mail domain names, or the only one."""
+
+    def __init__(self, t: TopologyFile):
+        self.t = t
+        self.nodes = [n for n, v in t.nodes.items() if v.role == "dns"]
+
+    def for_domain(self, domain: str) -> str | None:
+        md = self.t.domains.get(domain)
+        if md and md.dns:
+            return md.dns
+        return self.nodes[0] if len(self.nodes) == 1 else None
+
+
+def zones(
+    t: TopologyFile, subnets: dict[str, Subnet], nodes: dict[str, NodePlan]
+) -> tuple[list[Zone], dict[str, list[Forward]]]:
+    servers = Servers(t)
+    forward = _forward_zones(t, nodes, servers)
+    public = _public_zones(t, nodes)
+    reverse = _reverse_zones(subnets, nodes, servers)
+    every = list(forward.values()) + public + reverse
+    # every DNS server finds the other lab domains (names, not reverse zones) through a
+    # lab root zone of its own that delegates them to their servers, so mail relays
+    # between sites find their MX and nothing is ever asked outside the lab
+    delegations: dict[str, list[Forward]] = {}
+    for srv in servers.nodes:
+        mine = {z.name for z in every if z.server == srv}
+        for z in forward.values():
+            if z.name not in mine and z.server != srv and nodes[z.server].ip:
+                delegations.setdefault(srv, []).append(Forward(z.name, [str(nodes[z.server].ip)], nodes[z.server].fqdn))
+    return every, delegations
+
+
+def _forward_zones(t: TopologyFile, nodes: dict[str, NodePlan], servers: Servers) -> dict[str, Zone]:
+    """Every domain named by a node or a mail domain, with its NS, A and MX records."""
+    out: dict[str, Zone] = {}
+    for dom in sorted({n.domain or t.domain for n in t.nodes.values()} | set(t.domains)):
+        srv = servers.for_domain(dom)
+        if srv is not None:
+            out[dom] = Zone(dom, srv, [Record("@", "NS", f"{nodes[srv].fqdn}.")])
+    for n in nodes.values():
+        if n.ip is not None and n.domain in out:
+            out[n.domain].records.append(Record(n.name, "A", n.ip))
+    for dom, md in t.domains.items():
+        if dom in out:
+            out[dom].records.append(Record("@", "MX", f"10 {nodes[md.mail].fqdn}."))
+    return out
+
+
+def _public_zones(t: TopologyFile, nodes: dict[str, NodePlan]) -> list[Zone]:
+    """Split horizon: the outside copy of a domain names its MX at the public (NATed) address."""
+    out = []
+    for dom, md in t.domains.items():
+        if md.public is None:
+            continue
+        mx = nodes[md.mail]
+        pz = Zone(
+            dom,
+            md.public.dns,
+            [Record("@", "NS", f"{nodes[md.public.dns].fqdn}."), Record("@", "MX", f"10 {mx.fqdn}.")],
+        )
+        if mx.fqdn.endswith("." + dom):
+            pz.records.append(Record(mx.fqdn[: -len(dom) - 1], "A", md.public.address))
+        out.append(pz)
+    return out
+
+
+def _reverse_zones(subnets: dict[str, Subnet], nodes: dict[str, NodePlan], servers: Servers) -> list[Zone]:
+    """PTR records for every static address; a subnet with a DNS server on it is that
+    server's, else the first server naming its hosts'."""
+    members: dict[str, list[tuple[NodePlan, str]]] = {}
+    for n in nodes.values():
+        for i in n.interfaces:
+            if i.ip:
+                members.setdefault(i.subnet, []).append((n, i.ip))
+    rev: dict[str, Zone] = {}
+    for sub_name, sub in subnets.items():
+        here = members.get(sub_name)
+        if not here:
+            continue
+        local = sorted(n.name for n, _ in here if n.role == "dns")
+        named = sorted({s for s in (servers.for_domain(n.domain) for n, _ in here) if s})
+        srv = local[0] if local else named[0] if named else (servers.nodes[0] if servers.nodes else None)
+        if srv is None:
+            continue
+        zname = reverse_zone(sub.cidr)
+        zone = rev.setdefault(zname, Zone(zname, srv, [Record("@", "NS", f"{nodes[srv].fqdn}.")]))
+        depth = 4 - (len(zname.split(".")) - 2)
+        for n, ip in here:
+            owner = ".".join(reversed(ip.split(".")[-depth:]))
+            zone.records.append(Record(owner, "PTR", f"{n.fqdn}."))
+    return list(rev.values())

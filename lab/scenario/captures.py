@@ -1,0 +1,119 @@
+"""The captures of one run: tcpdump on every link, then the analysis and the wire checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lab.deploy.lab import Lab, Progress
+from lab.model.scenario import Scenario
+from lab.report.results import RunResult, StepResult
+
+
+class Captures:
+    """tcpdump on every link for one run: started once the network exists, stopped
+    after the last step, then analysed (pure functions over the pcaps)."""
+
+    def __init__(self, report_dir: Path, say: Progress):
+        self.dir = report_dir / "pcap"
+        self.say = say
+        self.handle: Any = None
+        self.links: list[dict[str, Any]] = []
+        self.stats: list[dict[str, Any]] = []
+        self.macs: dict[str, str] = {}
+
+    def start(self, lab: Lab) -> None:
+        from lab.capture.capture import CaptureSpec, start_captures
+
+        assert lab.network is not None
+        self.links = lab.network.capture_points()
+        self.macs = {n: node.mac or "" for n, node in lab.nodes.items()}
+        specs = [CaptureSpec(lk["link"], lk["iface"], lk["netns_pid"]) for lk in self.links]
+        self.say(f"capturing {len(specs)} link(s)")
+        self.handle = start_captures(specs, self.dir)
+
+    def stop(self) -> None:
+        if self.handle is None:
+            return
+        stats = self.handle.stop()
+        self.handle = None
+        subnet = {lk["link"]: lk["subnet"] for lk in self.links}
+        self.stats = []
+        for st in stats:
+            d = st.to_dict()
+            d["subnet"] = subnet.get(d["link"])
+            d["file"] = str(Path(d["file"]).relative_to(self.dir.parent)) if d.get("file") else None
+            d.pop("stderr", None)
+            self.stats.append(d)
+
+    def analyse(self, result: RunResult, scn: Scenario, lab: Lab, ctx: Any) -> None:
+
+        from lab.capture.analyse import analyse_captures
+        from lab.capture.pcap import parse
+        from lab.scenario import wire
+
+        base = self.dir.parent
+        pcaps = {st["link"]: base / st["file"] for st in self.stats if st.get("file")}
+        parsed = {link: parse(path, link=link) for link, path in pcaps.items()}
+        keylog = base / "keylog.txt" if (base / "keylog.txt").exists() else None
+        analysis = analyse_captures(parsed, keylog)
+        (base / "wire.json").write_text(json.dumps(analysis, indent=1, default=str))
+        result.captures = self.stats
+        result.wire = {
+            "mail_flows": mail_flows(analysis, parsed, self.links),
+            "tls": analysis["tls"],
+            "credentials": analysis["credentials"],
+            "dhcp": {
+                link: v.get("dhcp", {}).get("clients", {})
+                for link, v in analysis["links"].items()
+                if v.get("dhcp", {}).get("clients")
+            },
+            "dns": [q for v in analysis["links"].values() for q in v.get("dns", [])][:500],
+        }
+        if scn.wire is not None:
+            for name, out in wire.check(scn.wire, analysis, lab.plan, self.links, parsed, self.macs):
+                sr = StepResult(len(result.steps), "wire", name, out.status, message=out.message, details=out.details)
+                result.steps.append(sr)
+                self.say(f"  {sr.status.upper()} {name}: {sr.message}")
+
+
+def mail_flows(analysis: dict[str, Any], parsed: dict[str, Any], links: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every mail/HTTPS TCP flow once, with its TLS facts and its path: the links it
+    was seen on in order (across NAT, with the addresses there) and the TTL drop."""
+    from lab.capture.analyse import path
+
+    subnet = {lk["link"]: lk["subnet"] for lk in links}
+    seen: set[str] = set()
+    out = []
+    for f in sorted(analysis["tls"], key=lambda x: x.get("tls_packet") or 0):
+        if f["flow"] in seen or f.get("client_bytes", 1) == 0:
+            continue
+        p = path(parsed, f["flow"])
+        forward = [e for e in p["links"] if e.get("c2s_packets", 0) > 0]
+        for e in p["links"]:
+            seen.add(e["flow"])
+        ttls = [max(e["ttl_c2s"]) for e in forward if e["ttl_c2s"]]
+        out.append(
+            {
+                "flow": f["flow"],
+                "protocol": f.get("protocol"),
+                "tls": f.get("tls"),
+                "mode": f.get("mode"),
+                "version": f.get("version"),
+                "cipher": f.get("cipher"),
+                "sni": f.get("sni"),
+                "cert_subject": f.get("cert_subject"),
+                "path": [
+                    {
+                        "link": e["link"],
+                        "subnet": subnet.get(e["link"]),
+                        "flow": e["flow"],
+                        "ttl": max(e["ttl_c2s"]) if e["ttl_c2s"] else None,
+                    }
+                    for e in forward
+                ],
+                "routers": (max(ttls) - min(ttls)) if ttls else 0,
+            }
+        )
+    return out

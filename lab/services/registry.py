@@ -1,0 +1,45 @@
+"""Which daemons run where, and in which order: the one list a new daemon joins.
+
+Each entry is a ``Service`` class; it says itself which nodes it runs on
+(``applies``: by role by default) and when (``stage``: every service of a stage is
+ready before the next stage starts).  ``lab.deploy`` brings them up in that order
+and tears them down in the reverse one.  A new daemon is one class and one line here.
+"""
+
+from __future__ import annotations
+
+from lab.model.nodeplan import NodePlan
+from lab.model.plan import Plan
+from lab.services.base import Service
+from lab.services.dhcp import Dhclient, Kea
+from lab.services.dns import Bind
+from lab.services.firewall import Firewall
+from lab.services.frr import Frr
+from lab.services.mail import Dovecot, Postfix
+
+SERVICES: tuple[type[Service], ...] = (
+    Firewall,  # 10: zone firewall and NAT (nftables) on firewall nodes
+    Frr,  # 20: OSPF or RIP on routers, when the topology routes dynamically
+    Bind,  # 30: DNS servers
+    Kea,  # 40: DHCP servers
+    Postfix,  # 50: mail nodes: MTA and submission
+    Dovecot,  # 60: mail nodes: IMAP, POP3, LMTP, SASL
+    Dhclient,  # 90: DHCP clients, once the servers answer
+)
+
+#: the daemons a scenario's `service` step may stop and start, by name
+BY_DAEMON: dict[str, type[Service]] = {cls.daemon: cls for cls in SERVICES}
+
+
+def services_for(node: NodePlan, plan: Plan) -> list[type[Service]]:
+    """The service classes that run on ``node``, in bring-up order."""
+    return sorted((cls for cls in SERVICES if cls.applies(node, plan)), key=lambda c: c.stage)
+
+
+def stages(plan: Plan) -> list[tuple[int, list[tuple[str, type[Service]]]]]:
+    """(stage, [(node, service class)]) in bring-up order."""
+    by_stage: dict[int, list[tuple[str, type[Service]]]] = {}
+    for name, node in plan.nodes.items():
+        for cls in services_for(node, plan):
+            by_stage.setdefault(cls.stage, []).append((name, cls))
+    return sorted(by_stage.items())
