@@ -76,7 +76,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lab.report.writers import write_text
     from lab.scenario.runner import run_scenario
 
-    scn = load_scenario(args.scenario, topology=args.topology)
+    try:
+        scn = load_scenario(args.scenario, topology=args.topology)
+    except InputError:
+        raise
+    except Exception as exc:  # refused, never a traceback
+        raise unchecked(args.scenario, exc) from exc
     _terminate_as_interrupt()
     result, report_dir = run_scenario(
         scn, Path(args.reports), prefix=args.prefix, progress=_progress(not args.quiet and not args.json)
@@ -113,6 +118,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.error:
         return 4
     return 0 if result.status == "passed" else 1
+
+
+def unchecked(file: str, exc: BaseException) -> InputError:
+    """A file that made the checker itself fail: refused (exit 2) with what broke."""
+    from lab.errors import Problem
+
+    return InputError(
+        problems=[
+            Problem(
+                str(file),
+                None,
+                None,
+                "",
+                f"could not be checked ({type(exc).__name__}: {exc}); it is refused",
+                "this is a bug in mail-lab: please report the file",
+            )
+        ]
+    )
 
 
 def _print_overrides(rows: list[dict[str, Any]]) -> None:
@@ -156,7 +179,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if not args.json:
                 print(text)
                 _print_overrides(changed)
-        except InputError as exc:
+        except Exception as exc:  # a file that breaks the checker: refused, no traceback
+            exc = exc if isinstance(exc, InputError) else unchecked(f, exc)
             out.append({"file": f, "valid": False, "problems": [asdict(p) for p in exc.problems]})
             if not args.json:
                 print(str(exc), file=sys.stderr)
