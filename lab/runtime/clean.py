@@ -18,9 +18,11 @@ from pathlib import Path
 
 from lab.runtime import proc
 from lab.runtime.node import pids_in_netns
-from lab.runtime.rundir import STATE_ROOT, claims, remove_state
+from lab.runtime.rundir import RUN_ID, STATE_ROOT, TMPFS_NAME, claims, remove_state
 
-RUN_RE = re.compile(re.escape(str(STATE_ROOT / "runs")) + r"/([0-9]{8}-[0-9]{6}-[0-9a-f]{4})")
+RUN_RE = re.compile(re.escape(str(STATE_ROOT / "runs")) + rf"/({RUN_ID})")
+_SOURCE = re.compile(rf"{re.escape(TMPFS_NAME)}-({RUN_ID})")
+_ROOT = re.compile(re.escape(str(STATE_ROOT / "runs")) + rf"/({RUN_ID})(/|$)")
 
 
 @dataclass
@@ -95,9 +97,10 @@ def runs_of(pid: int) -> set[str]:
         if len(fields) < 5 or len(tail) < 2 or fields[4] not in _MEMBER_MOUNTS:
             continue
         source = tail[1]
-        if source.startswith("mail-lab-"):
-            found.add(source[len("mail-lab-") :])
-        m = re.search(r"/runs/([0-9]{8}-[0-9]{6}-[0-9a-f]{4})(/|$)", fields[3])
+        m = _SOURCE.fullmatch(source)
+        if m:
+            found.add(m.group(1))
+        m = _ROOT.search(fields[3])
         if m:
             found.add(m.group(1))
     return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -20,8 +21,16 @@ from lab.runtime import proc
 
 # Not under /run: the mail node mounts its own tmpfs over /run.
 STATE_ROOT = Path(os.environ.get("MAIL_LAB_STATE", "/var/lib/mail-lab"))
-PREFIX_STEM = "ml"
+#: automatic prefixes are <stem><N>; another developer's labs on the same machine use
+#: their own stem (and state root), so kernel names never collide and `lab clean`
+#: never touches them
+PREFIX_STEM = os.environ.get("MAIL_LAB_PREFIX_STEM", "ml")
+if not re.fullmatch(r"[a-z]{1,3}", PREFIX_STEM):
+    raise SystemExit(f"MAIL_LAB_PREFIX_STEM={PREFIX_STEM!r}: use 1-3 lower-case letters")
 MAX_PREFIXES = 99
+#: each run's state is a tmpfs named <TMPFS_NAME>-<run-id>: the hosts' mounts say whose run it is
+TMPFS_NAME = STATE_ROOT.name
+RUN_ID = r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}"
 
 
 @dataclass
@@ -54,7 +63,7 @@ def mount_state(state: Path) -> None:
 
     # the source names the run: lab hosts' bind mounts from it say which run they belong to
     r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "mode=0755,size=2g", f"mail-lab-{state.name}", str(state)],
+        ["mount", "-t", "tmpfs", "-o", "mode=0755,size=2g", f"{TMPFS_NAME}-{state.name}", str(state)],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,

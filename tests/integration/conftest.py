@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from lab.runtime.rundir import PREFIX_STEM, STATE_ROOT, TMPFS_NAME
+from lab.runtime.rundir import RUN_ID as RUN_ID_RE
+
 REPO = Path(__file__).resolve().parents[2]
-RUNS = "/var/lib/mail-lab/runs/"
+RUNS = f"{STATE_ROOT}/runs/"
 
 
 def _why_not() -> str | None:
@@ -33,8 +36,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-OURS = re.compile(r"^ml\d+(b\d|-)")  # kernel names of labs with automatic prefixes
-RUN_ID = re.compile(r"/var/lib/mail-lab/runs/([0-9]{8}-[0-9]{6}-[0-9a-f]{4})")
+OURS = re.compile(rf"^{PREFIX_STEM}\d+(b\d|-)")  # kernel names of labs with automatic prefixes
+RUN_ID = re.compile(re.escape(RUNS) + rf"({RUN_ID_RE})")
 
 
 def footprint() -> dict[str, object]:
@@ -46,7 +49,7 @@ def footprint() -> dict[str, object]:
     """
     root_ns = os.readlink("/proc/self/ns/net")
     own_mnt = os.readlink("/proc/self/ns/mnt")
-    state = Path("/var/lib/mail-lab/prefixes")
+    state = STATE_ROOT / "prefixes"
     claims = {}
     if state.is_dir():
         for c in state.iterdir():
@@ -80,13 +83,14 @@ def footprint() -> dict[str, object]:
                 namespaces.add(ns)
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()]
-    root_mounts = [m for m in Path("/proc/self/mountinfo").read_text().splitlines() if "mail-lab" in m]
+    ours = re.compile(rf" ({re.escape(TMPFS_NAME)}-{RUN_ID_RE}|{re.escape(str(STATE_ROOT))}/\S*) ")
+    root_mounts = [m for m in Path("/proc/self/mountinfo").read_text().splitlines() if ours.search(m)]
     return {
         "namespaces": len(namespaces),
         "links": sorted(n for n in names if OURS.match(n)),
         "processes": sorted(procs),
         "mounts": root_mounts,
-        "claims": sorted(c for c in claims.values() if re.fullmatch(r"ml\d+", c)),
+        "claims": sorted(c for c in claims.values() if re.fullmatch(rf"{PREFIX_STEM}\d+", c)),
     }
 
 
