@@ -429,7 +429,7 @@ def raise_env(msg: str) -> None:
 
 
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab run'. The default scenario is an absolute path: the command works from any directory."""
+    """'lab run': the default scenario is an absolute path, so the command works from any directory."""
     r = sub.add_parser(
         "run",
         help="build the lab, run a scenario, write a report, tear down",
@@ -453,7 +453,7 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab validate'. It only reads files, so it takes many at once and answers in JSON for editors and CI."""
+    """'lab validate' only reads files: it takes many at once and answers in JSON for editors and CI."""
     v = sub.add_parser(
         "validate",
         help="check topology or scenario files (no root needed)",
@@ -474,7 +474,7 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab up'. The build of 'lab run' without a scenario; --param sizes a generated topology."""
+    """'lab up': the build of 'lab run' without a scenario; --param sizes a generated topology."""
     u = sub.add_parser(
         "up",
         help="build and deploy a topology and keep it running",
@@ -496,16 +496,16 @@ def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u.set_defaults(func=cmd_up)
 
 
-def _add_down(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab down'. Several labs may be up at once: --lab picks one, --all stops every one."""
+def _add_lab_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands on the labs 'lab up' left running: several may be up at once, hence --lab PREFIX.
+
+    'lab exec' keeps everything after the node whole (REMAINDER): the command's options are not read as ours.
+    """
     d = sub.add_parser("down", help="stop a lab started by 'lab up' and remove everything it made")
     d.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
     d.add_argument("--all", action="store_true", help="every lab started by 'lab up'")
     d.set_defaults(func=cmd_down)
 
-
-def _add_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab exec'. Everything after the node is the command, kept whole (REMAINDER): its options are not read as ours."""
     e = sub.add_parser(
         "exec",
         help="run a command inside a node of the running lab",
@@ -517,47 +517,35 @@ def _add_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
     e.set_defaults(func=cmd_exec)
 
-
-def _add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab cli'. The prompt works on one lab: only which one, when several are up, needs saying."""
     cl = sub.add_parser("cli", help="a Mininet-style prompt on the running lab (pc1 ping mail)")
     cl.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
     cl.set_defaults(func=cmd_cli)
 
-
-def _add_list(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab list'. --json is for scripts that look for a running lab before they use it."""
     ls = sub.add_parser("list", help="the labs started by 'lab up' that are running")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
 
-def _add_graph(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab graph'. It draws the plan only (nothing is built, no root needed); --param as for 'lab up'."""
+def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands that only read files and print or draw: no root needed, nothing is built."""
     g = sub.add_parser("graph", help="draw a topology as SVG (no root needed)")
     g.add_argument("topology")
     g.add_argument("-o", "--output", help="write to this file (default: standard output)")
     g.add_argument("--param", action="append", default=[], metavar="NAME=N")
     g.set_defaults(func=cmd_graph)
 
-
-def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab report'. A folder or a run id, so a report can be rendered again, e.g. after the templates change."""
     rp = sub.add_parser("report", help="render a run's report.html again from its summary.json")
     rp.add_argument("run", help="a report folder, or a run id under --reports")
     rp.add_argument("--reports", default=str(DEFAULT_REPORTS))
     rp.set_defaults(func=cmd_report)
 
-
-def _add_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab schema'. The JSON Schemas, for editors' completion and for checking summary.json with other tools."""
     sc = sub.add_parser("schema", help="print the JSON Schema of topology, scenario or summary files")
     sc.add_argument("kind", choices=["topology", "scenario", "summary"])
     sc.set_defaults(func=cmd_schema)
 
 
 def _add_clean(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab clean'. Live labs are left alone unless --force: another user's lab may be running on this machine."""
+    """'lab clean' leaves live labs alone unless --force: another user's lab may be running here."""
     c = sub.add_parser(
         "clean",
         help="remove what killed runs left (namespaces, links, daemons)",
@@ -569,7 +557,7 @@ def _add_clean(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `lab` parser; one helper per command keeps each command's options together, in `lab --help` order."""
+    """The `lab` parser; helpers keep each command's options together, in `lab --help` order."""
     p = argparse.ArgumentParser(
         prog="lab",
         description="mail-lab: build a real network with Mininet, deploy "
@@ -579,17 +567,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"mail-lab {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from lab.cli_class import add_class_commands
+
     for add in (
         _add_run,
         _add_validate,
         _add_up,
-        _add_down,
-        _add_exec,
-        _add_cli,
-        _add_list,
-        _add_graph,
-        _add_report,
-        _add_schema,
+        _add_lab_commands,
+        _add_file_commands,
+        add_class_commands,
         _add_clean,
     ):
         add(sub)

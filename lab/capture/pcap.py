@@ -82,6 +82,7 @@ _IP6 = struct.Struct("!4xHBB16s16s")
 _TCP = struct.Struct("!HHIIBB")
 _UDP = struct.Struct("!HHH")
 _ICMP = struct.Struct("!BBxxHH")
+_ECHO = {1: (8, 0), 58: (128, 129)}  # ICMP and ICMPv6 echo request and reply types
 
 
 class PcapError(ValueError):
@@ -359,9 +360,6 @@ def _slow(
     stop = p + caplen
     et, o = _l3_offset(pf, p, caplen)
     ipid: int | None
-    if et == 0x0806:
-        counts["arp"] = counts.get("arp", 0) + 1
-        return
     if et == 0x0800 and o + 20 <= stop:
         vihl, tlen, ipid, frag, ttl, proto, src, dst = _IP4.unpack_from(data, o)
         l4 = o + (vihl & 15) * 4
@@ -370,10 +368,16 @@ def _slow(
             counts["ip-fragment"] = counts.get("ip-fragment", 0) + 1
             return
     elif et == 0x86DD and o + 40 <= stop:
-        proto, ttl, src, dst, l4, l4end = _ip6(data, o, stop)
+        plen6, proto, ttl, src, dst = _IP6.unpack_from(data, o)
         ipid = None
-    else:
-        counts["other"] = counts.get("other", 0) + 1
+        l4 = o + 40
+        l4end = min(l4 + plen6, stop)
+        while proto in (0, 43, 60) and l4 + 8 <= l4end:  # hop-by-hop, routing, destination options
+            proto, hlen = data[l4], (data[l4 + 1] + 1) * 8
+            l4 += hlen
+    else:  # ARP, or a network layer this reader does not decode (or cut short)
+        kind = "arp" if et == 0x0806 else "other"
+        counts[kind] = counts.get(kind, 0) + 1
         return
     flags = seq = doff = 0
     if proto == 6 and l4 + 14 <= l4end:
@@ -382,16 +386,11 @@ def _slow(
     elif proto == 17 and l4 + 8 <= l4end:
         sp, dp, _ = _UDP.unpack_from(data, l4)
         key = (17, src, sp, dst, dp)
-    elif proto in (1, 58) and l4 + 8 <= l4end:
-        typ, _code, ident, _seq = _ICMP.unpack_from(data, l4)
-        if typ not in ((8, 0) if proto == 1 else (128, 129)):
-            name = PROTO_NAMES[proto]
-            counts[name] = counts.get(name, 0) + 1
-            return
+    elif proto in (1, 58) and l4 + 8 <= l4end and data[l4] in _ECHO[proto]:
         # echo request/reply: the identifier is both "ports"; the type tells the direction
-        sp, dp = typ, ident
-        key = (proto, src, ident, dst, ident)
-    else:
+        sp, _code, dp, _seq = _ICMP.unpack_from(data, l4)
+        key = (proto, src, dp, dst, dp)
+    else:  # another transport, an ICMP message other than echo, or a header cut short: no flow
         name = PROTO_NAMES.get(proto, "other")
         counts[name] = counts.get(name, 0) + 1
         return
@@ -418,21 +417,6 @@ def _slow(
                 segs.append((seq, num, l4 + hl, plen))
     elif proto == 17 and (sp in ukeep or dp in ukeep):
         udp_kept.append((num, off, o, l4 + 8, l4end))
-
-
-def _ip6(data: bytes, o: int, stop: int) -> tuple[int, int, bytes, bytes, int, int]:
-    """(next header, hop limit, source, destination, L4 start, L4 end) of the IPv6 header at ``o``.
-
-    Apart from ``_slow`` because IPv6 is the rare case in these labs and its extension
-    headers need a walk of their own before the transport header is found.
-    """
-    plen6, proto, ttl, src, dst = _IP6.unpack_from(data, o)
-    l4 = o + 40
-    l4end = min(l4 + plen6, stop)
-    while proto in (0, 43, 60) and l4 + 8 <= l4end:  # hop-by-hop, routing, destination options
-        proto, hlen = data[l4], (data[l4 + 1] + 1) * 8
-        l4 += hlen
-    return proto, ttl, src, dst, l4, l4end
 
 
 def _datagram(pf: PcapFile, num: int, roff: int, l3: int, a: int, b: int) -> Datagram:

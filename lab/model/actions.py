@@ -444,6 +444,20 @@ class Wire(Strict):
     nat: WireNat | None = None
     dhcp: WireDhcp | None = None
 
+    def check_names(self) -> list[str]:
+        """The name of each check, in the order they run (results and rubrics use them)."""
+        names = []
+        if self.tls is not None:
+            names.append(f"wire: TLS >= {self.tls.min_version} on ports {', '.join(map(str, self.tls.ports))}")
+        if self.no_plaintext_auth:
+            names.append("wire: no credentials in clear")
+        names += [f"wire: path {p.from_} -> {p.to}:{p.port} via {', '.join(p.via)}" for p in self.path]
+        if self.nat is not None:
+            names.append(f"wire: NAT on {self.nat.node}")
+        if self.dhcp is not None:
+            names.append("wire: DHCP exchanges")
+        return names
+
 
 ACTIONS: dict[str, type[Action]] = {
     "send": Send,

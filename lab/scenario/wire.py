@@ -24,24 +24,17 @@ def check(
     pcaps: dict[str, Any],
     macs: dict[str, str],
 ) -> list[tuple[str, Outcome]]:
-    out: list[tuple[str, Outcome]] = []
+    outcomes: list[Outcome] = []
     if wire.tls is not None:
-        out.append(
-            (
-                f"wire: TLS >= {wire.tls.min_version} on ports {', '.join(map(str, wire.tls.ports))}",
-                _tls(wire.tls, analysis),
-            )
-        )
+        outcomes.append(_tls(wire.tls, analysis))
     if wire.no_plaintext_auth:
-        out.append(("wire: no credentials in clear", _creds(analysis)))
-    for pth in wire.path:
-        out.append(
-            (f"wire: path {pth.from_} -> {pth.to}:{pth.port} via {', '.join(pth.via)}", _path(pth, plan, links, pcaps))
-        )
+        outcomes.append(_creds(analysis))
+    outcomes += [_path(pth, plan, links, pcaps) for pth in wire.path]
     if wire.nat is not None:
-        out.append((f"wire: NAT on {wire.nat.node}", _nat(wire.nat.node, links, pcaps)))
+        outcomes.append(_nat(wire.nat.node, links, pcaps))
     if wire.dhcp is not None:
-        out.append(("wire: DHCP exchanges", _dhcp(wire.dhcp, analysis, plan, macs)))
+        outcomes.append(_dhcp(wire.dhcp, analysis, plan, macs))
+    out = list(zip(wire.check_names(), outcomes, strict=True))
     return out
 
 

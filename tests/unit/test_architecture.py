@@ -25,7 +25,9 @@ LAYERS = {
     "lab.deploy": 4,
     "lab.scenario": 5,
     "lab.interactive": 5,
+    "lab.grade": 5,
     "lab.cli": 6,
+    "lab.cli_class": 6,
     "lab.pytest_plugin": 6,
 }
 
