@@ -59,7 +59,7 @@ def test_worksheet_shape_and_files(sheet: Path) -> None:
     cmds = run_commands(text)
     assert cmds, "the Run section has lab commands"
     for args in cmds:
-        for i, a in enumerate(args):
+        for a in args:
             if a.endswith(".yaml"):
                 p = REPO / a
                 assert p.is_file(), f"{' '.join(args)}: no such file {a}"
