@@ -12,55 +12,15 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from lab import __version__
+from lab.cli_common import EXIT_CODES, REPO, _params, _progress, raise_env
 from lab.errors import InputError, LabError
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SCENARIO = REPO / "scenarios" / "dmz.yaml"
 DEFAULT_REPORTS = REPO / "reports"
-
-EXIT_CODES = """exit codes:
-  0  every step passed
-  1  a step or assertion failed
-  2  bad input: a topology or scenario file is malformed (nothing was built)
-  3  environment problem: not root, or a package is missing (run scripts/setup.sh)
-  4  the lab could not be built, or a daemon failed its check or never answered
-  130 interrupted (the lab was torn down)"""
-
-
-def _progress(enabled: bool) -> Any:
-    """Progress on stderr.  On a terminal, what is being built, started or waited for
-    is one line rewritten in place and results stay; elsewhere (CI, pipes) every
-    message is a plain timestamped line."""
-    t0 = time.monotonic()
-    tty = sys.stderr.isatty()
-    state = {"transient": False}
-
-    def say(msg: str) -> None:
-        if not enabled:
-            return
-        stamp = f"[{time.monotonic() - t0:6.2f}s]"
-        if not tty:
-            print(f"{stamp} {msg}", file=sys.stderr, flush=True)
-            return
-        lasting = msg.lstrip().startswith(("PASSED", "FAILED", "ERROR", "lab ready", "capturing")) or msg.startswith(
-            "claimed"
-        )
-        width = max(20, __import__("shutil").get_terminal_size().columns - 1)
-        line = f"{stamp} {msg}"
-        if lasting:
-            colour = "\033[32m" if "PASSED" in msg else "\033[31m" if ("FAILED" in msg or "ERROR" in msg) else ""
-            print(f"\r\033[K{colour}{line}\033[0m", file=sys.stderr, flush=True)
-            state["transient"] = False
-        else:
-            print(f"\r\033[K{line[:width]}", end="", file=sys.stderr, flush=True)
-            state["transient"] = True
-
-    return say
 
 
 def _terminate_as_interrupt() -> None:
@@ -200,182 +160,6 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
-def _need_root(what: str) -> None:
-    if os.geteuid() != 0:
-        raise_env(f"'{what}' needs root (network namespaces, bridges, mounts)")
-
-
-def _pick_lab(prefix: str | None) -> dict[str, Any]:
-    from lab.deploy.holder import running_labs
-    from lab.errors import EnvironmentProblem
-
-    labs = running_labs()
-    if prefix:
-        labs = [lb for lb in labs if lb["prefix"] == prefix]
-    if not labs:
-        raise EnvironmentProblem(
-            "no lab is up" + (f" with prefix {prefix}" if prefix else ""), hint="start one with 'lab up TOPOLOGY'"
-        )
-    if len(labs) > 1:
-        raise EnvironmentProblem(
-            "several labs are up: " + ", ".join(f"{lb['prefix']} ({lb['name']})" for lb in labs),
-            hint="choose one with --lab PREFIX",
-        )
-    return labs[0]
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    import subprocess
-    import tempfile
-
-    from lab.errors import EnvironmentProblem
-    from lab.model.load import load_topology
-    from lab.runtime.proc import wait_until
-
-    params = _params(args.param)
-    load_topology(args.topology, params=params)  # bad input: exit 2 before anything starts
-    _need_root("lab up")
-    with tempfile.TemporaryDirectory(prefix="mail-lab-up-") as tmp:
-        ready = Path(tmp) / "ready.json"
-        log = Path(tmp) / "holder.log"
-        cmd = (
-            [sys.executable, "-m", "lab.deploy.holder", str(Path(args.topology).resolve()), "--ready-file", str(ready)]
-            + (["--prefix", args.prefix] if args.prefix else [])
-            + [f"--param={k}={v}" for k, v in params.items()]
-        )
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=str(REPO),
-            )
-        say = _progress(not args.json)
-        shown = [0]
-
-        def up_yet() -> bool:
-            """The holder's progress lines as they come; true once it wrote the ready file."""
-            if proc.poll() is not None and not ready.exists():
-                raise EnvironmentProblem(
-                    f"the lab holder exited ({proc.returncode}) before the lab was up:\n" + log.read_text()[-3000:]
-                )
-            lines = log.read_text(errors="replace").splitlines()
-            for line in lines[shown[0] :]:
-                say(line)
-            shown[0] = len(lines)
-            return ready.exists() and bool(ready.read_text())
-
-        if not wait_until(up_yet, 3600, interval=0.05, max_interval=0.1).ok:
-            raise EnvironmentProblem("the lab holder did not report within an hour", hint="see 'lab list'")
-        info = json.loads(ready.read_text())
-    if "error" in info:
-        proc.wait(timeout=60)
-        print(f"lab: {info['error']}", file=sys.stderr)
-        return int(info.get("exit_code", 4))
-    if args.json:
-        print(json.dumps(info))
-        return 0
-    print(f"lab {info['prefix']} is up: {info['name']} ({len(info['nodes'])} nodes, ready in {info['ready']:.2f} s)")
-    for name, n in info["nodes"].items():
-        print(f"  {name:10} {n['role']:8} {n['fqdn']:28} {' '.join(n['addresses'])}")
-    for note in info.get("notes", []):
-        print(f"  note: {note}")
-    hosts = [n for n, v in info["nodes"].items() if v["role"] == "host"] or list(info["nodes"])
-    print("reach it with:")
-    print(f"  lab exec {hosts[0]} -- ip addr    # any command inside a node (no command: a shell)")
-    print(f"  lab cli                   # a Mininet-style prompt: {hosts[0]} ping {list(info['nodes'])[0]}")
-    print("  lab down                  # stop it and remove everything it made")
-    return 0
-
-
-def _params(items: list[str]) -> dict[str, int]:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not value.lstrip("-").isdigit():
-            raise InputError(
-                problems=[
-                    __import__("lab.errors", fromlist=["Problem"]).Problem(
-                        "--param", None, None, item, "expected NAME=NUMBER, e.g. depth=3"
-                    )
-                ]
-            )
-        out[key] = int(value)
-    return out
-
-
-def cmd_down(args: argparse.Namespace) -> int:
-    from lab.deploy.holder import running_labs
-    from lab.runtime.clean import CleanReport, clean_prefix
-    from lab.runtime.proc import alive as pid_alive
-    from lab.runtime.proc import wait_until
-
-    _need_root("lab down")
-    labs = running_labs() if args.all else [_pick_lab(args.lab)]
-    if not labs:
-        print("no lab is up")
-        return 0
-    for info in labs:
-        pid = int(info.get("holder", 0))
-        t0 = time.monotonic()
-        if pid and pid_alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            wait_until(lambda: not pid_alive(pid), 60, interval=0.05)  # noqa: B023 (used at once)
-        claim = Path(info["claim"])
-        if claim.exists():  # the holder died without tearing down: clean what it left
-            report = CleanReport()
-            owner = json.loads((claim / "owner.json").read_text()) if (claim / "owner.json").exists() else {}
-            clean_prefix(info["prefix"], owner.get("state"), report)
-            import shutil
-
-            shutil.rmtree(claim, ignore_errors=True)
-        print(f"lab {info['prefix']} ({info['name']}) is down ({time.monotonic() - t0:.2f} s)")
-    return 0
-
-
-def cmd_exec(args: argparse.Namespace) -> int:
-    from lab.errors import EnvironmentProblem
-
-    _need_root("lab exec")
-    info = _pick_lab(args.lab)
-    if args.node not in info["nodes"]:
-        from lab.model.schema import suggest
-
-        raise EnvironmentProblem(
-            f"no node '{args.node}' in lab {info['prefix']}",
-            hint=suggest(args.node, list(info["nodes"])) or "nodes: " + " ".join(info["nodes"]),
-        )
-    command = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
-    if not command:
-        command = ["bash", "--norc", "-i"]
-    os.execvp("mnexec", ["mnexec", "-a", str(info["nodes"][args.node]["pid"]), *command])
-    return 0  # not reached
-
-
-def cmd_cli(args: argparse.Namespace) -> int:
-    from lab.interactive import LabCLI
-
-    _need_root("lab cli")
-    LabCLI(_pick_lab(args.lab)).cmdloop()
-    return 0
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    from lab.deploy.holder import running_labs
-
-    labs = running_labs()
-    if args.json:
-        print(json.dumps(labs))
-        return 0
-    if not labs:
-        print("no lab is up")
-    for lb in labs:
-        print(f"{lb['prefix']:6} {lb['name']:16} {len(lb['nodes'])} nodes  holder pid {lb['holder']}  {lb['topology']}")
-    return 0
-
-
 def cmd_graph(args: argparse.Namespace) -> int:
     from lab.model.load import load_topology
     from lab.model.plan import make_plan
@@ -420,12 +204,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     print(json.dumps(summary_schema() if args.kind == "summary" else schema(args.kind), indent=2))
     return 0
-
-
-def raise_env(msg: str) -> None:
-    from lab.errors import EnvironmentProblem
-
-    raise EnvironmentProblem(msg, hint="run it with sudo, or as root")
 
 
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -473,59 +251,6 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     v.set_defaults(func=cmd_validate)
 
 
-def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """'lab up': the build of 'lab run' without a scenario; --param sizes a generated topology."""
-    u = sub.add_parser(
-        "up",
-        help="build and deploy a topology and keep it running",
-        description="Build the topology and deploy its services in a background process, print "
-        "how to reach it, and return. 'lab exec', 'lab cli' and 'lab down' work on it.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    u.add_argument("topology", help="topology YAML file")
-    u.add_argument("--prefix", help="kernel name prefix (default: the first free ml<N>)")
-    u.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=N",
-        help="size of a generated topology, e.g. --param depth=3",
-    )
-    u.add_argument("--json", action="store_true", help="print the lab's nodes as JSON")
-    u.set_defaults(func=cmd_up)
-
-
-def _add_lab_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The commands on the labs 'lab up' left running: several may be up at once, hence --lab PREFIX.
-
-    'lab exec' keeps everything after the node whole (REMAINDER): the command's options are not read as ours.
-    """
-    d = sub.add_parser("down", help="stop a lab started by 'lab up' and remove everything it made")
-    d.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
-    d.add_argument("--all", action="store_true", help="every lab started by 'lab up'")
-    d.set_defaults(func=cmd_down)
-
-    e = sub.add_parser(
-        "exec",
-        help="run a command inside a node of the running lab",
-        description="Run CMD inside NODE's network and mount namespaces (its own resolv.conf, "
-        "its addresses). Without CMD, an interactive shell. Exit status: CMD's.",
-    )
-    e.add_argument("node")
-    e.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
-    e.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
-    e.set_defaults(func=cmd_exec)
-
-    cl = sub.add_parser("cli", help="a Mininet-style prompt on the running lab (pc1 ping mail)")
-    cl.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
-    cl.set_defaults(func=cmd_cli)
-
-    ls = sub.add_parser("list", help="the labs started by 'lab up' that are running")
-    ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func=cmd_list)
-
-
 def _add_file_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The commands that only read files and print or draw: no root needed, nothing is built."""
     g = sub.add_parser("graph", help="draw a topology as SVG (no root needed)")
@@ -568,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"mail-lab {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from lab.cli_class import add_class_commands
+    from lab.cli_live import _add_lab_commands, _add_up
 
     for add in (
         _add_run,

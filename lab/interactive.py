@@ -1,7 +1,7 @@
 """A Mininet-style command line on a running lab (``lab cli``).
 
 Mininet's own CLI needs the Mininet object, which lives in the ``lab up`` holder
-process; this one reaches the nodes the way ``lab exec`` does (``mnexec -a PID``)
+process; this one reaches the nodes the way ``lab exec`` does (``nsenter`` into its namespaces)
 and keeps Mininet's syntax: ``pc1 ping -c1 mail`` runs ``ping`` inside pc1, with
 node names in the arguments replaced by their addresses.
 """
@@ -12,6 +12,8 @@ import cmd
 import shlex
 import subprocess
 from typing import Any
+
+from lab.runtime.node import enter
 
 
 class LabCLI(cmd.Cmd):
@@ -30,7 +32,7 @@ class LabCLI(cmd.Cmd):
     def run_in(self, node: str, args: list[str]) -> int:
         pid = str(self.nodes[node]["pid"])
         args = [self.nodes[a]["addresses"][0] if a in self.nodes and self.nodes[a]["addresses"] else a for a in args]
-        return subprocess.call(["mnexec", "-a", pid, *args])
+        return subprocess.call(enter(int(pid), args))
 
     # typeshed types Cmd.default as -> None, but Cmd.onecmd returns its result as the stop flag
     def default(self, line: str) -> bool:  # type: ignore[override]
@@ -69,7 +71,7 @@ class LabCLI(cmd.Cmd):
                 total += 1
                 ok = (
                     subprocess.call(
-                        ["mnexec", "-a", str(self.nodes[a]["pid"]), "ping", "-c1", "-W1", nb["addresses"][0]],
+                        enter(int(self.nodes[a]["pid"]), ["ping", "-c1", "-W1", nb["addresses"][0]]),
                         stdout=subprocess.DEVNULL,
                     )
                     == 0

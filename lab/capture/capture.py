@@ -129,7 +129,7 @@ def tcpdump_argv(
     if bpf:
         argv.append(bpf)
     if netns_pid is not None:
-        argv = ["mnexec", "-a", str(netns_pid), *argv]
+        argv = ["nsenter", "-t", str(netns_pid), "-n", "-m", "--", *argv]
     return argv
 
 

@@ -144,8 +144,10 @@ def make_plan(topo: Topology) -> Plan:
     routers = {n.name: n for n in nodes.values() if n.forwards}
     for name, routes in static_routes(topo.routing, {k: s.cidr for k, s in topo.subnets.items()}, routers).items():
         nodes[name].routes = routes
-    every_zone, delegations = zones(topo.data, topo.subnets, nodes)
-    plan = Plan(topo, nodes, every_zone, _scopes(topo, nodes), _mail(topo, nodes), delegations)
+    scopes = _scopes(topo, nodes)
+    fixed = {r.node: r.address for s in scopes for r in s.reservations}
+    every_zone, delegations = zones(topo.data, topo.subnets, nodes, fixed)
+    plan = Plan(topo, nodes, every_zone, scopes, _mail(topo, nodes), delegations)
     plan.firewalls = {fw: firewall_plan(plan, fw) for fw in topo.data.firewalls}
     plan.routing = routing_plans(topo.routing, routers)
     return plan

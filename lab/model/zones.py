@@ -55,26 +55,32 @@ class Servers:
 
 
 def zones(
-    t: TopologyFile, subnets: dict[str, Subnet], nodes: dict[str, NodePlan]
+    t: TopologyFile, subnets: dict[str, Subnet], nodes: dict[str, NodePlan], fixed: dict[str, str] | None = None
 ) -> tuple[list[Zone], dict[str, list[Forward]]]:
+    """Every zone, and what each DNS server's lab root delegates.  ``fixed``: the
+    addresses DHCP hands out by reservation (node -> address): they get A and PTR records."""
     servers = Servers(t)
-    forward = _forward_zones(t, nodes, servers)
+    fixed = fixed or {}
+    addr = {n.name: n.ip or fixed.get(n.name) for n in nodes.values()}
+    forward = _forward_zones(t, nodes, servers, addr)
     public = _public_zones(t, nodes)
-    reverse = _reverse_zones(subnets, nodes, servers)
+    reverse = _reverse_zones(t, subnets, nodes, servers, fixed)
     every = list(forward.values()) + public + reverse
-    # every DNS server finds the other lab domains (names, not reverse zones) through a
-    # lab root zone of its own that delegates them to their servers, so mail relays
-    # between sites find their MX and nothing is ever asked outside the lab
+    # every DNS server finds the other lab domains and reverse zones through a lab root
+    # zone of its own that delegates them to their servers, so mail relays between sites
+    # find their MX, a peer's address has its name, and nothing is asked outside the lab
     delegations: dict[str, list[Forward]] = {}
     for srv in servers.nodes:
         mine = {z.name for z in every if z.server == srv}
-        for z in forward.values():
+        for z in [*forward.values(), *reverse]:
             if z.name not in mine and z.server != srv and nodes[z.server].ip:
                 delegations.setdefault(srv, []).append(Forward(z.name, [str(nodes[z.server].ip)], nodes[z.server].fqdn))
     return every, delegations
 
 
-def _forward_zones(t: TopologyFile, nodes: dict[str, NodePlan], servers: Servers) -> dict[str, Zone]:
+def _forward_zones(
+    t: TopologyFile, nodes: dict[str, NodePlan], servers: Servers, addr: dict[str, str | None]
+) -> dict[str, Zone]:
     """Every domain named by a node or a mail domain, with its NS, A and MX records."""
     out: dict[str, Zone] = {}
     for dom in sorted({n.domain or t.domain for n in t.nodes.values()} | set(t.domains)):
@@ -82,8 +88,9 @@ def _forward_zones(t: TopologyFile, nodes: dict[str, NodePlan], servers: Servers
         if srv is not None:
             out[dom] = Zone(dom, srv, [Record("@", "NS", f"{nodes[srv].fqdn}.")])
     for n in nodes.values():
-        if n.ip is not None and n.domain in out:
-            out[n.domain].records.append(Record(n.name, "A", n.ip))
+        ip = addr.get(n.name)
+        if ip is not None and n.role != "switch" and n.domain in out:
+            out[n.domain].records.append(Record(n.name, "A", ip))
     for dom, md in t.domains.items():
         if dom in out:
             out[dom].records.append(Record("@", "MX", f"10 {nodes[md.mail].fqdn}."))
@@ -108,21 +115,30 @@ def _public_zones(t: TopologyFile, nodes: dict[str, NodePlan]) -> list[Zone]:
     return out
 
 
-def _reverse_zones(subnets: dict[str, Subnet], nodes: dict[str, NodePlan], servers: Servers) -> list[Zone]:
-    """PTR records for every static address; a subnet with a DNS server on it is that
-    server's, else the first server naming its hosts'."""
+def _reverse_zones(
+    t: TopologyFile, subnets: dict[str, Subnet], nodes: dict[str, NodePlan], servers: Servers, fixed: dict[str, str]
+) -> list[Zone]:
+    """PTR records for every address the lab uses (static ones, and DHCP reservations).
+
+    A subnet with a DNS server on it is that server's; a public subnet (the internet side
+    of a NAT: outside mail servers look up the masqueraded address) is served where the
+    outside looks (the public copy of a domain); else by the first server naming its hosts.
+    """
     members: dict[str, list[tuple[NodePlan, str]]] = {}
     for n in nodes.values():
         for i in n.interfaces:
-            if i.ip:
-                members.setdefault(i.subnet, []).append((n, i.ip))
+            ip = i.ip or (fixed.get(n.name) if i.dhcp else None)
+            if ip:
+                members.setdefault(i.subnet, []).append((n, ip))
+    public_names = {md.public.address: nodes[md.mail].fqdn for md in t.domains.values() if md.public is not None}
     rev: dict[str, Zone] = {}
     for sub_name, sub in subnets.items():
         here = members.get(sub_name)
         if not here:
             continue
         local = sorted(n.name for n, _ in here if n.role == "dns")
-        named = sorted({s for s in (servers.for_domain(n.domain) for n, _ in here) if s})
+        ask = (lambda d: _outside(t, d, servers)) if _public(sub.cidr) else servers.for_domain
+        named = sorted({s for s in (ask(n.domain) for n, _ in here) if s})
         srv = local[0] if local else named[0] if named else (servers.nodes[0] if servers.nodes else None)
         if srv is None:
             continue
@@ -131,5 +147,24 @@ def _reverse_zones(subnets: dict[str, Subnet], nodes: dict[str, NodePlan], serve
         depth = 4 - (len(zname.split(".")) - 2)
         for n, ip in here:
             owner = ".".join(reversed(ip.split(".")[-depth:]))
-            zone.records.append(Record(owner, "PTR", f"{n.fqdn}."))
+            # a domain's public (NAT) address names its mail server, whose public A is that
+            # address: outside servers see the masqueraded mail with a name that checks out
+            name = public_names.get(ip, n.fqdn)
+            zone.records.append(Record(owner, "PTR", f"{name}."))
     return list(rev.values())
+
+
+_RFC1918 = [ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+
+
+def _public(cidr: str) -> bool:
+    net = ipaddress.IPv4Network(cidr)
+    return not any(net.subnet_of(p) for p in _RFC1918)
+
+
+def _outside(t: TopologyFile, domain: str, servers: Servers) -> str | None:
+    """The DNS server the outside asks about ``domain``: its public copy's, else its own."""
+    md = t.domains.get(domain)
+    if md is not None and md.public is not None:
+        return md.public.dns
+    return servers.for_domain(domain)

@@ -78,9 +78,9 @@ class LabNetwork:
         _mininet()
         from mininet.link import Link, TCLink
         from mininet.net import Mininet
-        from mininet.node import Host
 
         from lab.runtime.bridge import LabBridge
+        from lab.runtime.hosts import UTSHost
 
         topo = self.plan.topology
         t = topo.data
@@ -99,7 +99,7 @@ class LabNetwork:
                 continue
             ndir = self.run.node_dir(name)
             host = self.net.addHost(
-                f"{prefix}-{name}", cls=Host, ip=None, privateDirs=[*private_dirs(name, ndir), *hidden]
+                f"{prefix}-{name}", cls=UTSHost, ip=None, privateDirs=[*private_dirs(name, ndir), *hidden]
             )
             self.nodes[name] = LabNode(self.plan.nodes[name], host, ndir, prefix)
         iface_of = {(n.name, i.link): i.name for n in self.plan.nodes.values() for i in n.interfaces}
@@ -180,6 +180,14 @@ class LabNetwork:
         r = node.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"])
         if r.returncode != 0:
             raise BuildError(f"{node.name}: cannot bind-mount its resolv.conf: {r.stderr.strip()}")
+        # its own name (UTS namespace) and /etc/hosts, so `hostname`, `hostname -f` and the
+        # tools that greet with them (swaks, mutt: EHLO) say who this node is
+        hosts = node.dir / "hosts"
+        hosts.write_text(hosts_file(p.name, p.fqdn, [i.ip for i in p.interfaces if i.ip]))
+        for c in (["mount", "--bind", str(hosts), "/etc/hosts"], ["hostname", p.name]):
+            r = node.run(c)
+            if r.returncode != 0:
+                raise BuildError(f"{node.name}: '{' '.join(c)}' failed: {r.stderr.strip()}")
 
     def restore_routes(self, node: LabNode) -> None:
         """Reinstall the routes the plan gives a node (the kernel drops them with its links)."""
@@ -261,4 +269,10 @@ class LabNetwork:
 
 def resolv_conf(search: str, servers: list[str]) -> str:
     lines = [f"search {search}"] + [f"nameserver {s}" for s in servers]
+    return "\n".join(lines) + "\n"
+
+
+def hosts_file(name: str, fqdn: str, addresses: list[str]) -> str:
+    lines = ["127.0.0.1\tlocalhost", f"127.0.1.1\t{fqdn}\t{name}"]
+    lines += [f"{a}\t{fqdn}\t{name}" for a in addresses]
     return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ from lab.runtime import proc
 class LabNode:
     """One Mininet host seen by services and steps.
 
-    Commands run through ``mnexec -a PID`` (the host's network and mount namespaces)
+    Commands run through ``nsenter`` into the host's network, mount and UTS namespaces
     rather than through Mininet's interactive shell, so they can run concurrently,
     have their own exit codes, and never desynchronise the shell.
     """
@@ -35,7 +35,7 @@ class LabNode:
         return int(self.mn.pid)
 
     def argv(self, args: Sequence[str]) -> list[str]:
-        return ["mnexec", "-a", str(self.pid), *map(str, args)]
+        return enter(self.pid, args)
 
     def run(
         self,
@@ -115,6 +115,12 @@ class LabNode:
     def kill_all(self, grace: float = 2.0) -> list[int]:
         """Stop every process left in this node's namespace: TERM, then KILL.  Returns survivors."""
         return proc.terminate(self.pids(), grace)
+
+
+def enter(pid: int, args: Sequence[Any]) -> list[str]:
+    """The command line that runs ``args`` inside a node: its network, mount and UTS
+    namespaces (nsenter execs, so the pid is the program's; a missing program exits 127)."""
+    return ["nsenter", "-t", str(pid), "-n", "-m", "-u", "--", *map(str, args)]
 
 
 def pids_in_netns(ns: str, exclude: set[int] | None = None) -> list[int]:

@@ -48,7 +48,6 @@ def footprint() -> dict[str, object]:
     and go meanwhile.  Orphans (processes of a run that has no claim any more) count.
     """
     root_ns = os.readlink("/proc/self/ns/net")
-    own_mnt = os.readlink("/proc/self/ns/mnt")
     state = STATE_ROOT / "prefixes"
     claims = {}
     if state.is_dir():
@@ -57,6 +56,8 @@ def footprint() -> dict[str, object]:
                 claims[json.loads((c / "owner.json").read_text())["run_id"]] = c.name
             except (OSError, ValueError, KeyError):
                 claims[c.name] = c.name
+    from lab.runtime.clean import runs_of
+
     procs = []
     namespaces = set()
     for entry in os.listdir("/proc"):
@@ -65,15 +66,14 @@ def footprint() -> dict[str, object]:
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            mounts = ""
-            if os.readlink(f"/proc/{entry}/ns/mnt") != own_mnt:  # a lab host's own table
-                with open(f"/proc/{entry}/mountinfo") as f:
-                    mounts = f.read()
             ns = os.readlink(f"/proc/{entry}/ns/net")
         except OSError:
             continue
         shell = re.search(r"mininet:(\S+)", cmd)
-        runs = set(RUN_ID.findall(cmd + mounts))
+        # a process is of one of our runs by its command line, or by the mounts a lab host
+        # has from its run (runs_of: not every mount, since hosts of other labs made while
+        # ours was up carry a copy of our state)
+        runs = set(RUN_ID.findall(cmd)) | runs_of(int(entry))
         mine = (shell is not None and OURS.match(shell.group(1) + "-")) or any(
             r not in claims or OURS.match(claims[r] + "-") for r in runs
         )

@@ -28,6 +28,8 @@ LAYERS = {
     "lab.grade": 5,
     "lab.cli": 6,
     "lab.cli_class": 6,
+    "lab.cli_common": 6,
+    "lab.cli_live": 6,
     "lab.pytest_plugin": 6,
 }
 

@@ -78,15 +78,19 @@ def test_argv_root_port_and_inside_a_node() -> None:
         str(TCPDUMP_BUFFER_KIB),
         "-n",
     ]
-    assert tcpdump_argv("eth1", Path("/r/x.pcap"), 4242)[:8] == [
-        "mnexec",
-        "-a",
+    assert tcpdump_argv("eth1", Path("/r/x.pcap"), 4242)[:12] == [
+        "nsenter",
+        "-t",
         "4242",
+        "-n",
+        "-m",
+        "--",
         "tcpdump",
         "-i",
         "eth1",
         "-w",
         "-",
+        "-U",
     ]  # the file is its stdout
 
 

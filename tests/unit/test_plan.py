@@ -44,15 +44,27 @@ class TestStarPlan:
     def test_forward_zone(self, star_plan: Plan) -> None:
         z = zone(star_plan, "projet.dz")
         assert records(z, "NS") == {("@", "dns.projet.dz.")}
-        # static nodes only: DHCP hosts and the switch have no fixed address
-        assert records(z, "A") == {("dns", "10.0.0.2"), ("dhcp", "10.0.0.3"), ("mail", "10.0.0.10")}
+        # static nodes, and DHCP hosts at their reservation (the same address every run)
+        assert records(z, "A") == {
+            ("dns", "10.0.0.2"),
+            ("dhcp", "10.0.0.3"),
+            ("mail", "10.0.0.10"),
+            ("pc1", "10.0.0.100"),
+            ("pc2", "10.0.0.101"),
+        }
         assert records(z, "MX") == {("@", "10 mail.projet.dz.")}
         assert z.records[0] == Record("@", "NS", "dns.projet.dz.")  # NS first, after the SOA
 
     def test_reverse_zone(self, star_plan: Plan) -> None:
         z = zone(star_plan, "0.0.10.in-addr.arpa")
         assert records(z, "NS") == {("@", "dns.projet.dz.")}
-        assert records(z, "PTR") == {("2", "dns.projet.dz."), ("3", "dhcp.projet.dz."), ("10", "mail.projet.dz.")}
+        assert records(z, "PTR") == {
+            ("2", "dns.projet.dz."),
+            ("3", "dhcp.projet.dz."),
+            ("10", "mail.projet.dz."),
+            ("100", "pc1.projet.dz."),
+            ("101", "pc2.projet.dz."),
+        }
 
     def test_dhcp_scope(self, star_plan: Plan) -> None:
         (s,) = star_plan.scopes
@@ -149,10 +161,17 @@ def test_ptr_owners(
     plan = make_plan(topo)
     z = zone(plan, zone_name)
     ptr = records(z, "PTR")
-    assert {v for _, v in ptr} == {"dns.projet.dz.", "dhcp.projet.dz.", "mail.projet.dz."}
+    assert {v for _, v in ptr} == {
+        "dns.projet.dz.",
+        "dhcp.projet.dz.",
+        "mail.projet.dz.",
+        "pc1.projet.dz.",
+        "pc2.projet.dz.",
+    }
     # owner + zone must be the address's reverse name, for every record
+    fixed = {r.node: r.address for sc in plan.scopes for r in sc.reservations}
     for owner, value in ptr:
-        ip = plan.nodes[value.split(".")[0]].ip
+        ip = plan.nodes[value.split(".")[0]].ip or fixed[value.split(".")[0]]
         assert f"{owner}.{zone_name}" == ipaddress.ip_address(ip).reverse_pointer, (owner, value)
     (scope,) = plan.scopes
     assert (scope.cidr, scope.routers) == (cidr, [gateway])
@@ -197,3 +216,18 @@ def test_mail_node_without_domain_still_has_a_host(lan_variant: Callable[..., Pa
     plan = make_plan(load_topology(path))
     assert plan.mail["mx2"].domains == [] and plan.mail["mx2"].users == []
     assert plan.mail["mx2"].hostname == "mx2.projet.dz"
+
+
+def test_every_address_the_lab_uses_has_a_name() -> None:
+    """DHCP hosts at their reservation, and the firewall's public (NAT) address named after
+    the mail server whose public A it is, on the DNS server the outside asks."""
+    plan = make_plan(load_topology(Path(__file__).resolve().parents[2] / "topologies" / "dmz.yaml"))
+    wan = zone(plan, "113.0.203.in-addr.arpa")
+    assert wan.server == "ext-dns", "outside mail servers look the masqueraded address up there"
+    assert ("2", "mail.projet.dz.") in records(wan, "PTR")
+    public = next(z for z in plan.zones if z.name == "projet.dz" and z.server == "ext-dns")
+    assert ("mail", "203.0.113.2") in records(public, "A"), "forward-confirmed"
+    lan = zone(plan, "0.0.10.in-addr.arpa")
+    assert ("100", "pc1.projet.dz.") in records(lan, "PTR")
+    # the other servers find the reverse zones they do not hold through their lab root
+    assert any(f.zone == "113.0.203.in-addr.arpa" for f in plan.forwards["dns"])
