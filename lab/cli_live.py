@@ -11,8 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.cli_common import EXIT_CODES, REPO, _need_root, _params, _progress
+from lab.cli_common import REPO, _need_root, _params, _progress
 from lab.errors import EnvironmentProblem
+
+UP_EXIT_CODES = """exit codes:
+  0  the lab is up (it keeps running until 'lab down')
+  2  bad input: the topology is malformed (nothing was built)
+  3  environment problem: not root, or a package is missing (run scripts/setup.sh)
+  4  the lab could not be built, or a daemon failed its check or never answered"""
 
 
 def _pick_lab(prefix: str | None) -> dict[str, Any]:
@@ -85,16 +91,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info))
         return 0
-    print(f"lab {info['prefix']} is up: {info['name']} ({len(info['nodes'])} nodes, ready in {info['ready']:.2f} s)")
+    n_sw = len(info.get("switches", []))
+    print(
+        f"lab {info['prefix']} is up: {info['name']} ({len(info['nodes']) + n_sw} nodes: {len(info['nodes'])} "
+        f"hosts, servers and routers, {n_sw} switch(es); ready in {info['ready']:.2f} s)"
+    )
     for name, n in info["nodes"].items():
         print(f"  {name:10} {n['role']:8} {n['fqdn']:28} {' '.join(n['addresses'])}")
     for note in info.get("notes", []):
         print(f"  note: {note}")
     hosts = [n for n, v in info["nodes"].items() if v["role"] == "host"] or list(info["nodes"])
+    servers = [n for n, v in info["nodes"].items() if v["role"] != "host"] or hosts
+    lab = f" --lab {info['prefix']}"  # right even when several labs are up
     print("reach it with:")
-    print(f"  lab exec {hosts[0]} -- ip addr    # any command inside a node (no command: a shell)")
-    print(f"  lab cli                   # a Mininet-style prompt: {hosts[0]} ping {list(info['nodes'])[0]}")
-    print("  lab down                  # stop it and remove everything it made")
+    print(f"  lab exec{lab} {hosts[0]} -- ip addr       # any command inside a node (no command: a shell)")
+    print(f"  lab cli{lab}                          # a Mininet-style prompt: {hosts[0]} ping {servers[0]}")
+    print(f"  lab down{lab}                         # stop it and remove everything it made")
     return 0
 
 
@@ -180,7 +192,7 @@ def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="build and deploy a topology and keep it running",
         description="Build the topology and deploy its services in a background process, print "
         "how to reach it, and return. 'lab exec', 'lab cli' and 'lab down' work on it.",
-        epilog=EXIT_CODES,
+        epilog=UP_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     u.add_argument("topology", help="topology YAML file")
@@ -201,7 +213,12 @@ def _add_lab_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     'lab exec' keeps everything after the node whole (REMAINDER): the command's options are not read as ours.
     """
-    d = sub.add_parser("down", help="stop a lab started by 'lab up' and remove everything it made")
+    d = sub.add_parser(
+        "down",
+        help="stop a lab started by 'lab up' and remove everything it made",
+        description="Stop the lab 'lab up' keeps running (the only one, or --lab PREFIX) and remove "
+        "everything it made: daemons, namespaces, links, state. If its holder died, clean up after it.",
+    )
     d.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
     d.add_argument("--all", action="store_true", help="every lab started by 'lab up'")
     d.set_defaults(func=cmd_down)
@@ -209,18 +226,29 @@ def _add_lab_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     e = sub.add_parser(
         "exec",
         help="run a command inside a node of the running lab",
-        description="Run CMD inside NODE's network and mount namespaces (its own resolv.conf, "
-        "its addresses). Without CMD, an interactive shell. Exit status: CMD's.",
+        description="Run CMD inside NODE's network, mount and UTS namespaces (its own addresses, "
+        "resolv.conf, hosts and hostname). Without CMD, a shell (reading standard input when it is not a "
+        "terminal). Exit status: CMD's (127: no such program).",
     )
     e.add_argument("node")
     e.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
     e.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
     e.set_defaults(func=cmd_exec)
 
-    cl = sub.add_parser("cli", help="a Mininet-style prompt on the running lab (pc1 ping mail)")
+    cl = sub.add_parser(
+        "cli",
+        help="a Mininet-style prompt on the running lab (pc1 ping mail)",
+        description="A prompt on the running lab: 'NODE COMMAND...' runs a command inside a node "
+        "(other node names in it become their addresses); 'nodes', 'net', 'pingall', 'help'.",
+    )
     cl.add_argument("--lab", metavar="PREFIX", help="which lab, when several are up")
     cl.set_defaults(func=cmd_cli)
 
-    ls = sub.add_parser("list", help="the labs started by 'lab up' that are running")
+    ls = sub.add_parser(
+        "list",
+        help="the labs started by 'lab up' that are running",
+        description="Every lab 'lab up' keeps running: its prefix (for --lab), name, nodes, the pid "
+        "of the process that holds it, and its topology file.",
+    )
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)

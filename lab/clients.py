@@ -46,10 +46,27 @@ def _tls_facts(obj: Any) -> dict[str, Any]:
         return {}
 
 
-async def _send(p: dict[str, Any]) -> dict[str, Any]:
-    import aiosmtplib
+class Dialogue(list[str]):
+    """The protocol dialogue as the client saw it: ``C:`` lines it sent, ``S:`` lines
+    it got.  Secrets never enter it (AUTH and LOGIN arguments are starred)."""
 
-    out: dict[str, Any] = {"ok": False, "stage": "connect"}
+    def c(self, text: str) -> None:
+        self.append(f"C: {text}")
+
+    def s(self, code: int | str, message: str = "") -> None:
+        lines = str(message).splitlines() or [""]
+        for i, line in enumerate(lines):
+            sep = " " if i == len(lines) - 1 else "-"
+            self.append(f"S: {code}{sep}{line}".rstrip())
+
+    def raw(self, text: str) -> None:
+        self.extend(f"S: {line}" for line in str(text).splitlines())
+
+    def note(self, text: str) -> None:
+        self.append(f"-- {text}")
+
+
+def _message(p: dict[str, Any]) -> bytes:
     msg = EmailMessage()
     msg["From"] = p["sender"]
     msg["To"] = ", ".join(p["to"])
@@ -57,69 +74,113 @@ async def _send(p: dict[str, Any]) -> dict[str, Any]:
     msg["Message-ID"] = p["message_id"]
     msg["Date"] = email.utils.formatdate(localtime=False)
     msg.set_content(p["body"])
-    ctx = _tls_context(p["ca_file"], p.get("keylog"))
-    implicit = p["tls"] == "implicit"
+    return msg.as_bytes()
+
+
+async def _greet(client: Any, p: dict[str, Any], out: dict[str, Any], talk: Dialogue) -> None:
+    """Banner, EHLO, STARTTLS if asked and EHLO again: what the server offers, before
+    and after TLS."""
+    helo = p.get("helo") or client.local_hostname
+    resp = await client.connect()
+    talk.s(resp.code, resp.message)
+    out["banner"] = f"{resp.code} {resp.message}"
+    out["stage"] = "ehlo"
+    talk.c(f"EHLO {helo}")
+    resp = await client.ehlo()
+    talk.s(resp.code, resp.message)
+    out["ehlo_before_tls"] = sorted(client.esmtp_extensions)
+    out["auth_before_tls"] = (
+        sorted(m.upper() for m in client.server_auth_methods) if "auth" in client.esmtp_extensions else []
+    )
+    if p["tls"] == "starttls":
+        out["stage"] = "starttls"
+        talk.c("STARTTLS")
+        resp = await client.starttls()
+        talk.s(resp.code, resp.message)
+        out["stage"] = "ehlo"
+        facts = _tls_facts(client.transport.get_extra_info("ssl_object") if client.transport else None)
+        talk.note(f"TLS {facts.get('tls_version')} {facts.get('cipher')}, certificate {facts.get('peer_subject')}")
+        talk.c(f"EHLO {helo}")
+        resp = await client.ehlo()
+        talk.s(resp.code, resp.message)
+    out["ehlo"] = sorted(client.esmtp_extensions)
+    out["auth_methods"] = (
+        sorted(m.upper() for m in client.server_auth_methods) if "auth" in client.esmtp_extensions else []
+    )
+    out.update(_tls_facts(client.transport.get_extra_info("ssl_object") if client.transport else None))
+
+
+async def _transaction(client: Any, p: dict[str, Any], out: dict[str, Any], talk: Dialogue) -> None:
+    """AUTH if a login is given, MAIL, RCPT for each recipient, DATA, QUIT."""
+    import aiosmtplib
+
+    if p.get("login"):
+        out["stage"] = "auth"
+        talk.c(f"AUTH ({', '.join(out['auth_methods']) or 'none offered'}) {p['login']} ********")
+        resp = await client.login(p["login"], p["password"])
+        talk.s(resp.code, resp.message)
+    out["stage"] = "mail"
+    talk.c(f"MAIL FROM:<{p['sender']}>")
+    resp = await client.mail(p["sender"])
+    talk.s(resp.code, resp.message)
+    out["stage"] = "rcpt"
+    refused = {}
+    for rcpt in p["to"]:
+        talk.c(f"RCPT TO:<{rcpt}>")
+        try:
+            resp = await client.rcpt(rcpt)
+            talk.s(resp.code, resp.message)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            talk.s(exc.code, exc.message)
+            refused[rcpt] = f"{exc.code} {exc.message}"
+    if refused:
+        out["refused"] = refused
+        first = next(iter(refused.values()))
+        out["code"] = int(first.split()[0])
+        out["error"] = first
+        talk.c("QUIT")
+        await client.quit()
+        return
+    out["stage"] = "data"
+    raw = _message(p)
+    talk.c("DATA")
+    talk.note(f"{len(raw)} bytes of message, Subject: {p['subject']}")
+    resp = await client.data(raw)
+    talk.s(resp.code, resp.message)
+    out["code"] = resp.code
+    out["reply"] = resp.message
+    out["queue_id"] = resp.message.rsplit(" ", 1)[-1] if "queued as" in resp.message else None
+    out["ok"] = True
+    out["stage"] = "done"
+    talk.c("QUIT")
+    resp = await client.quit()
+    talk.s(resp.code, resp.message)
+
+
+async def _send(p: dict[str, Any]) -> dict[str, Any]:
+    import aiosmtplib
+
+    out: dict[str, Any] = {"ok": False, "stage": "connect"}
     client = aiosmtplib.SMTP(
         hostname=p["server"],
         port=p["port"],
-        use_tls=implicit,
+        use_tls=p["tls"] == "implicit",
         start_tls=False,
-        tls_context=ctx,
+        tls_context=_tls_context(p["ca_file"], p.get("keylog")),
         timeout=p.get("timeout", 20),
         local_hostname=p.get("helo"),
     )
     t0 = time.monotonic()
+    talk = out["dialogue"] = Dialogue()
     try:
-        resp = await client.connect()
-        out["banner"] = f"{resp.code} {resp.message}"
-        out["stage"] = "ehlo"
-        await client.ehlo()
-        out["ehlo_before_tls"] = sorted(client.esmtp_extensions)
-        out["auth_before_tls"] = (
-            sorted(m.upper() for m in client.server_auth_methods) if "auth" in client.esmtp_extensions else []
-        )
-        if p["tls"] == "starttls":
-            out["stage"] = "starttls"
-            await client.starttls()
-            out["stage"] = "ehlo"
-            await client.ehlo()
-        out["ehlo"] = sorted(client.esmtp_extensions)
-        out["auth_methods"] = (
-            sorted(m.upper() for m in client.server_auth_methods) if "auth" in client.esmtp_extensions else []
-        )
-        transport = client.transport
-        out.update(_tls_facts(transport.get_extra_info("ssl_object") if transport else None))
-        if p.get("login"):
-            out["stage"] = "auth"
-            await client.login(p["login"], p["password"])
-        out["stage"] = "mail"
-        _code, _text = await client.mail(p["sender"])
-        out["stage"] = "rcpt"
-        refused = {}
-        for rcpt in p["to"]:
-            try:
-                await client.rcpt(rcpt)
-            except aiosmtplib.SMTPRecipientRefused as exc:
-                refused[rcpt] = f"{exc.code} {exc.message}"
-        if refused:
-            out["refused"] = refused
-            first = next(iter(refused.values()))
-            out["code"] = int(first.split()[0])
-            out["error"] = first
-            await client.quit()
-            return out
-        out["stage"] = "data"
-        resp = await client.data(msg.as_bytes())
-        out["code"] = resp.code
-        out["reply"] = resp.message
-        out["queue_id"] = resp.message.rsplit(" ", 1)[-1] if "queued as" in resp.message else None
-        out["ok"] = True
-        out["stage"] = "done"
-        await client.quit()
+        await _greet(client, p, out, talk)
+        await _transaction(client, p, out, talk)
     except aiosmtplib.SMTPResponseException as exc:
+        talk.s(exc.code, exc.message)
         out["code"] = exc.code
         out["error"] = f"{exc.code} {exc.message}"
     except (TimeoutError, aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
+        talk.note(f"{type(exc).__name__}: {exc}")
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         out["seconds"] = round(time.monotonic() - t0, 4)
@@ -146,60 +207,115 @@ def _summary(raw: bytes) -> dict[str, Any]:
 
 def fetch(p: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"ok": False, "stage": "connect", "messages": []}
-    ctx = _tls_context(p["ca_file"], p.get("keylog"))
-    proto = p["protocol"]
+    talk = out["dialogue"] = Dialogue()
     t0 = time.monotonic()
-    conn: imaplib.IMAP4 | poplib.POP3  # IMAP4_SSL / POP3_SSL are subclasses
     try:
-        if proto.startswith("imap"):
-            port = p.get("port") or (993 if proto == "imaps" else 143)
-            if proto == "imaps":
-                conn = imaplib.IMAP4_SSL(p["server"], port, ssl_context=ctx, timeout=p.get("timeout", 20))
-            else:
-                conn = imaplib.IMAP4(p["server"], port, timeout=p.get("timeout", 20))
-                if not p.get("plaintext"):
-                    out["stage"] = "starttls"
-                    conn.starttls(ssl_context=ctx)
-            out["greeting"] = conn.welcome.decode(errors="replace")
-            out.update(_tls_facts(conn.sock if isinstance(conn.sock, ssl.SSLSocket) else None))
-            out["stage"] = "auth"
-            conn.login(p["login"], p["password"])
-            out["stage"] = "select"
-            conn.select("INBOX", readonly=True)
-            _typ, data = conn.search(None, "ALL")
-            for num in data[0].split():
-                _typ, parts = conn.fetch(num, "(RFC822)")
-                raw = next(x[1] for x in parts if isinstance(x, tuple))
-                out["messages"].append(_summary(raw))
-            conn.logout()
+        if p["protocol"].startswith("imap"):
+            _fetch_imap(p, out, talk)
         else:
-            port = p.get("port") or (995 if proto == "pop3s" else 110)
-            if proto == "pop3s":
-                conn = poplib.POP3_SSL(p["server"], port, context=ctx, timeout=p.get("timeout", 20))
-            else:
-                conn = poplib.POP3(p["server"], port, timeout=p.get("timeout", 20))
-                if not p.get("plaintext"):
-                    out["stage"] = "starttls"
-                    conn.stls(context=ctx)
-            out["greeting"] = conn.getwelcome().decode(errors="replace")
-            out.update(_tls_facts(conn.sock if isinstance(conn.sock, ssl.SSLSocket) else None))
-            out["stage"] = "auth"
-            conn.user(p["login"])
-            conn.pass_(p["password"])
-            out["stage"] = "list"
-            count, _ = conn.stat()
-            for i in range(1, count + 1):
-                _, lines, _ = conn.retr(i)
-                out["messages"].append(_summary(b"\r\n".join(lines)))
-            conn.quit()
+            _fetch_pop(p, out, talk)
         out["ok"] = True
         out["stage"] = "done"
     except (imaplib.IMAP4.error, poplib.error_proto) as exc:
+        talk.raw(str(exc))
         out["error"] = f"{type(exc).__name__}: {exc}"
     except (OSError, ssl.SSLError) as exc:
+        talk.note(f"{type(exc).__name__}: {exc}")
         out["error"] = f"{type(exc).__name__}: {exc}"
     out["seconds"] = round(time.monotonic() - t0, 4)
     return out
+
+
+def _said(data: Any) -> str:
+    parts = data if isinstance(data, list) else [data]
+    return " ".join(x.decode(errors="replace") if isinstance(x, bytes) else str(x) for x in parts if x is not None)
+
+
+def _tls_note(out: dict[str, Any], talk: Dialogue, sock: Any) -> None:
+    if isinstance(sock, ssl.SSLSocket):
+        out.update(_tls_facts(sock))
+        talk.note(f"TLS {out.get('tls_version')} {out.get('cipher')}, certificate {out.get('peer_subject')}")
+
+
+def _fetch_imap(p: dict[str, Any], out: dict[str, Any], talk: Dialogue) -> None:
+    ctx = _tls_context(p["ca_file"], p.get("keylog"))
+    proto, timeout = p["protocol"], p.get("timeout", 20)
+    port = p.get("port") or (993 if proto == "imaps" else 143)
+    conn: imaplib.IMAP4  # IMAP4_SSL is a subclass
+    typ: str
+    data: Any
+    if proto == "imaps":
+        conn = imaplib.IMAP4_SSL(p["server"], port, ssl_context=ctx, timeout=timeout)
+        _tls_note(out, talk, conn.sock)
+        talk.raw(conn.welcome.decode(errors="replace"))
+    else:
+        conn = imaplib.IMAP4(p["server"], port, timeout=timeout)
+        talk.raw(conn.welcome.decode(errors="replace"))
+        if not p.get("plaintext"):
+            out["stage"] = "starttls"
+            talk.c("a STARTTLS")
+            typ, data = conn.starttls(ssl_context=ctx)
+            talk.raw(f"a {typ} {_said(data)}")
+            _tls_note(out, talk, conn.sock)
+    out["greeting"] = conn.welcome.decode(errors="replace")
+    out["stage"] = "auth"
+    talk.c(f"b LOGIN {p['login']} ********")
+    typ, data = conn.login(p["login"], p["password"])
+    talk.raw(f"b {typ} {_said(data)}")
+    out["stage"] = "select"
+    talk.c("c EXAMINE INBOX")
+    typ, data = conn.select("INBOX", readonly=True)
+    talk.raw(f"* {_said(data)} EXISTS\nc {typ}")
+    talk.c("d SEARCH ALL")
+    _typ, data = conn.search(None, "ALL")
+    talk.raw(f"* SEARCH {_said(data)}\nd OK")
+    for num in data[0].split():
+        talk.c(f"e FETCH {num.decode()} (RFC822)")
+        _typ, parts = conn.fetch(num, "(RFC822)")
+        raw = next(x[1] for x in parts if isinstance(x, tuple))
+        summary = _summary(raw)
+        talk.note(f"{len(raw)} bytes, Subject: {summary['subject']}, Message-ID: {summary['message_id']}")
+        out["messages"].append(summary)
+    talk.c("f LOGOUT")
+    typ, data = conn.logout()
+    talk.raw(f"* {typ} {_said(data)}")
+
+
+def _fetch_pop(p: dict[str, Any], out: dict[str, Any], talk: Dialogue) -> None:
+    ctx = _tls_context(p["ca_file"], p.get("keylog"))
+    proto, timeout = p["protocol"], p.get("timeout", 20)
+    port = p.get("port") or (995 if proto == "pop3s" else 110)
+    conn: poplib.POP3  # POP3_SSL is a subclass
+    if proto == "pop3s":
+        conn = poplib.POP3_SSL(p["server"], port, context=ctx, timeout=timeout)
+        _tls_note(out, talk, conn.sock)
+        talk.raw(conn.getwelcome().decode(errors="replace"))
+    else:
+        conn = poplib.POP3(p["server"], port, timeout=timeout)
+        talk.raw(conn.getwelcome().decode(errors="replace"))
+        if not p.get("plaintext"):
+            out["stage"] = "starttls"
+            talk.c("STLS")
+            talk.raw(_said(conn.stls(context=ctx)))
+            _tls_note(out, talk, conn.sock)
+    out["greeting"] = conn.getwelcome().decode(errors="replace")
+    out["stage"] = "auth"
+    talk.c(f"USER {p['login']}")
+    talk.raw(_said(conn.user(p["login"])))
+    talk.c("PASS ********")
+    talk.raw(_said(conn.pass_(p["password"])))
+    out["stage"] = "list"
+    talk.c("STAT")
+    count, size = conn.stat()
+    talk.raw(f"+OK {count} {size}")
+    for i in range(1, count + 1):
+        talk.c(f"RETR {i}")
+        _, lines, octets = conn.retr(i)
+        summary = _summary(b"\r\n".join(lines))
+        talk.note(f"{octets} bytes, Subject: {summary['subject']}, Message-ID: {summary['message_id']}")
+        out["messages"].append(summary)
+    talk.c("QUIT")
+    talk.raw(_said(conn.quit()))
 
 
 def resolve(p: dict[str, Any]) -> dict[str, Any]:

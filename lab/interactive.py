@@ -51,9 +51,28 @@ class LabCLI(cmd.Cmd):
         print(" ".join(self.nodes))
 
     def do_net(self, arg: str) -> None:
-        """Each node with its role, host name, interfaces and addresses."""
+        """The links (which node is wired to which, on which subnet), then each node's addresses."""
+        for lk in self.info.get("links", []):
+            state = "" if lk.get("up", True) else "  (down)"
+            print(f"{lk['a']:>10} <-> {lk['b']:<10} {lk.get('subnet') or ''}{state}")
         for name, n in self.nodes.items():
             print(f"{name:10} {n['role']:8} {n['fqdn']:28} {' '.join(n['interfaces'])}  {' '.join(n['addresses'])}")
+
+    def do_help(self, arg: str) -> None:
+        """What you can type here."""
+        if arg:
+            super().do_help(arg)
+            return
+        first = next(iter(self.nodes))
+        other = list(self.nodes)[-1]
+        domain = self.nodes[first]["fqdn"].split(".", 1)[-1]
+        print(f"""  <node> <command...>   run a command inside a node; other node names become addresses,
+                        e.g. {first} ping -c1 {other}   {first} ip route   {first} dig MX {domain}
+  nodes                 the node names
+  net                   the links and every node's addresses
+  dump                  nodes with the pid of their namespace holder
+  pingall               one ping from every node to every other
+  exit                  leave (the lab keeps running: 'lab down' stops it)""")
 
     def do_dump(self, arg: str) -> None:
         """Nodes with the PID of their namespace holder."""

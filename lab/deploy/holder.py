@@ -32,12 +32,20 @@ def lab_info(lab: Any, topology: str) -> dict[str, Any]:
             "addresses": [i.ip for i in node.plan.interfaces if i.ip] or ([node.ip] if node.ip else []),
             "interfaces": [i.name for i in node.plan.interfaces],
         }
+    t = lab.plan.topology.data
+    links = []
+    for k, link in enumerate(t.links):
+        subnet = next((i.subnet for n in lab.plan.nodes.values() for i in n.interfaces if i.link == k), None)
+        links.append({"a": link.a, "b": link.b, "subnet": subnet, "up": link.up})
+    switches = [n for n, v in t.nodes.items() if v.role == "switch"]
     return {
         "prefix": lab.run.prefix,
         "run_id": lab.run_id,
         "topology": topology,
         "name": lab.plan.topology.name,
         "nodes": nodes,
+        "switches": switches,
+        "links": links,
         "ready": round(lab.timings.get("ready", 0.0), 3),
         "holder": __import__("os").getpid(),
         "notes": lab.notes,

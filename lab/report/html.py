@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from lab.model.plan import Plan
-from lab.report import mailtrace
+from lab.report import mailtrace, netviews
 from lab.report.svg import topology_svg
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 CONFIG_LIMIT = 256 * 1024  # bytes of one config shown inline
+LOG_LIMIT = 512 * 1024  # bytes of one log embedded (its first part; the file has the rest)
 STATUS_MARK = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 
 
@@ -65,13 +68,47 @@ def _cell(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+class _Readable(yaml.SafeDumper):
+    """YAML for people: text with newlines as literal blocks, no sorting, no aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value.replace("\r\n", "\n"), style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Readable.add_representer(str, _text)
+_Readable.add_multi_representer(list, lambda d, v: d.represent_list(list(v)))
+
+
+def readable(value: Any) -> str:
+    """A step's details as YAML a student can read (not JSON with escaped newlines)."""
+    try:
+        return yaml.dump(value, Dumper=_Readable, sort_keys=False, allow_unicode=True, width=100)
+    except yaml.YAMLError:
+        return json.dumps(value, indent=2, default=str)
+
+
+def _dialogue(lines: Any) -> list[dict[str, str]]:
+    """C:/S:/-- lines of a client's dialogue, each with who said it."""
+    if not isinstance(lines, list):
+        return []
+    who = {"C: ": "client", "S: ": "server", "-- ": "note"}
+    return [{"who": who.get(str(x)[:3], "note"), "text": str(x)} for x in lines]
+
+
 def _steps(summary: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for s in summary.get("steps", []):
         status = str(s.get("status", ""))
         details = s.get("details") or {}
         tb = details.get("traceback") if isinstance(details, dict) else None
-        shown = {k: v for k, v in details.items() if k != "traceback"} if isinstance(details, dict) else details
+        hidden = ("traceback", "dialogue")
+        shown = {k: v for k, v in details.items() if k not in hidden} if isinstance(details, dict) else details
         out.append(
             {
                 "index": f"{int(s.get('index', 0)):02d}",
@@ -83,7 +120,8 @@ def _steps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "duration": _secs(s.get("duration")),
                 "message": s.get("message", ""),
                 "line": s.get("line"),
-                "details": json.dumps(shown, indent=2, sort_keys=False, default=str) if shown else "",
+                "details": readable(shown) if shown else "",
+                "dialogue": _dialogue(details.get("dialogue")) if isinstance(details, dict) else [],
                 "traceback": tb or "",
             }
         )
@@ -93,21 +131,6 @@ def _steps(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def _probes(summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for s in summary.get("steps", []):
-        if s.get("kind") == "firewall_matrix":
-            for r in (s.get("details") or {}).get("matrix", []):
-                status = "passed" if r.get("ok") else "failed"
-                rows.append(
-                    {
-                        "step": f"{int(s.get('index', 0)):02d}",
-                        "name": f"{r.get('from')} -> {r.get('to')} ({r.get('src')} -> {r.get('dst')}), policy {r.get('policy')}",
-                        "target": r.get("port", ""),
-                        "state": r.get("seen", ""),
-                        "status": status,
-                        "mark": STATUS_MARK.get(status, ""),
-                        "message": "as the policy says" if r.get("ok") else "DISAGREES with the policy",
-                    }
-                )
-            continue
         if s.get("kind") != "probe":
             continue
         d = s.get("details") or {}
@@ -192,8 +215,14 @@ def _captures(summary: dict[str, Any], report_dir: Path) -> list[dict[str, Any]]
     return out
 
 
+def anchor(rel: str) -> str:
+    """The element id of an embedded file: ``log-nodes-mail-logs-postfix-log``."""
+    return "log-" + re.sub(r"[^a-z0-9]+", "-", rel.lower()).strip("-")
+
+
 def _artefacts(summary: dict[str, Any], report_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Configs grouped by node (with their text) and logs (links only)."""
+    """Configs grouped by node and logs, each with its text (embedded, so a copied
+    report.html keeps them); a log's lines get anchors the mail trace links to."""
     configs: dict[str, list[dict[str, Any]]] = {}
     logs = []
     for a in summary.get("artefacts", []):
@@ -217,6 +246,12 @@ def _artefacts(summary: dict[str, Any], report_dir: Path) -> tuple[list[dict[str
                 item["truncated"] = size > CONFIG_LIMIT
             configs.setdefault(str(a.get("node", "")), []).append(item)
         elif a.get("kind") == "log":
+            item["id"] = anchor(rel)
+            item["lines"] = []
+            if size is not None:
+                raw = path.read_bytes()[:LOG_LIMIT]
+                item["lines"] = raw.decode("utf-8", errors="replace").splitlines()
+                item["truncated"] = size > LOG_LIMIT
             logs.append(item)
     return [{"node": n, "files": fs} for n, fs in configs.items()], logs
 
@@ -233,6 +268,7 @@ def _traces(summary: dict[str, Any], report_dir: Path) -> list[dict[str, Any]]:
             h["tls_text"] = f"{tls['version']} {tls['cipher']}" if isinstance(tls, dict) else ""
             h["bad"] = h.get("status") not in ("ok", None)
             h["log_name"] = str(h.get("log", "")).rsplit("/", 1)[-1]
+            h["href"] = f"#{anchor(str(h.get('log', '')))}-L{h.get('lineno')}" if h.get("log") else ""
             h["wire_text"] = "; ".join(
                 " ".join(
                     str(x)
@@ -271,14 +307,16 @@ def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) 
     report_dir = Path(report_dir)
     leases = {str(x["node"]): str(x["address"]) for x in summary.get("leases", []) if x.get("address")}
     diagram = ""
+    cut = netviews.cuts(summary)
     if plan is not None:
         try:
-            diagram = topology_svg(plan, leases=leases)
+            diagram = topology_svg(plan, leases=leases, cut=cut)
         except Exception as exc:  # the page is still useful without its picture
             log.warning("topology diagram failed: %s", exc)
     configs, logs = _artefacts(summary, report_dir)
     counts = summary.get("counts") or {}
     steps = _steps(summary)
+    traces = _traces(summary, report_dir)
     files = [f for f in ("summary.json", "junit.xml") if (report_dir / f).is_file()]
     status = str(summary.get("status", "unknown"))
     return {
@@ -294,7 +332,14 @@ def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) 
         "diagram": Markup(diagram) if diagram else "",
         "steps": steps,
         "failed_steps": [s for s in steps if s["bad"]],
-        "traces": _traces(summary, report_dir),
+        "traces": traces,
+        "flows": netviews.flows(summary, plan, traces),
+        "cut": [
+            {"link": f"{plan.topology.data.links[k].a}-{plan.topology.data.links[k].b}", "when": v}
+            for k, v in sorted(cut.items())
+            if plan is not None and k < len(plan.topology.data.links)
+        ],
+        "matrices": netviews.matrices(summary),
         "leases": _table(summary.get("leases", []), ("node", "address", "router", "dns", "search")),
         "dns": _table(summary.get("dns_records", []), ("zone", "server", "owner", "type", "value")),
         "firewalls": _firewalls(summary),

@@ -46,15 +46,15 @@ def _glyph(role: str, x: float, y: float) -> str:
         )
         return (
             f'<rect x="{left:.1f}" y="{y - 11:.1f}" width="{w}" height="22" rx="3" {st}/>'
-            f'<path d="M{left + 9:.1f} {y - 4:.1f} h26 m-5 -3 l5 3 left-5 3" fill="none" stroke="{stroke}" stroke-width="1.5"/>'
+            f'<path d="M{left + 9:.1f} {y - 4:.1f} h26 m-5 -3 l5 3 l-5 3" fill="none" stroke="{stroke}" stroke-width="1.5"/>'
             + ports
         )
     if role == "router":
         r = h / 2
         return (
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" {st}/>'
-            f'<path d="M{x - 10:.1f} {y:.1f} h20 M{x:.1f} {y - 10:.1f} v20 M{x + 6:.1f} {y - 4:.1f} l4 4 left-4 4 '
-            f'M{x - 6:.1f} {y - 4:.1f} left-4 4 l4 4" fill="none" stroke="{stroke}" stroke-width="1.8"/>'
+            f'<path d="M{x - 10:.1f} {y:.1f} h20 M{x:.1f} {y - 10:.1f} v20 M{x + 6:.1f} {y - 4:.1f} l4 4 l-4 4 '
+            f'M{x - 6:.1f} {y - 4:.1f} l-4 4 l4 4" fill="none" stroke="{stroke}" stroke-width="1.8"/>'
         )
     if role == "firewall":
         bricks = "".join(
@@ -153,16 +153,25 @@ def _attach(n: Node, towards: Node) -> tuple[float, float]:
     return (n.x + (ICON_W / 2 + 2) * (1 if towards.x > n.x else -1)), n.y
 
 
-def _edge(g: Graph, e: Edge, rows: list[list[str]]) -> tuple[str, list[_Label]]:
-    """The link's line and, apart (drawn above the nodes), its labels."""
+def _edge(g: Graph, e: Edge, rows: list[list[str]], cut: dict[int, str]) -> tuple[str, list[_Label]]:
+    """The link's line and, apart (drawn above the nodes), its labels.
+
+    A link the run cut (``cut``: link index -> when) is drawn red and dashed, with the
+    note in its title; every line carries ``data-link`` (its index in the topology) so
+    the report can light up the links of one flow.
+    """
     a, b = g.nodes[e.a], g.nodes[e.b]
-    cls = "t-link" + ("" if e.up else " t-down") + (" t-p2p" if e.p2p else "")
-    title = f"<title>{_e(e.a)} — {_e(e.b)}: {_e(e.subnet)} {_e(e.cidr)}{'' if e.up else ' (down)'}</title>"
+    cls = "t-link" + ("" if e.up else " t-down") + (" t-p2p" if e.p2p else "") + (" t-cut" if e.index in cut else "")
+    note = f" (cut: {cut[e.index]})" if e.index in cut else "" if e.up else " (down)"
+    title = f"<title>{_e(e.a)} — {_e(e.b)}: {_e(e.subnet)} {_e(e.cidr)}{_e(note)}</title>"
     if b.stacked or a.stacked:
-        return _leaf_edge(e, a, b, cls, title)
-    if abs(a.y - b.y) < 1:  # same row
-        return _row_edge(e, a, b, rows, cls, title)
-    return _cross_edge(e, a, b, cls, title)
+        line, labels = _leaf_edge(e, a, b, cls, title)
+    elif abs(a.y - b.y) < 1:  # same row
+        line, labels = _row_edge(e, a, b, rows, cls, title)
+    else:
+        line, labels = _cross_edge(e, a, b, cls, title)
+    tag = line.index(" ", 1)
+    return line[:tag] + f' data-link="{e.index}"' + line[tag:], labels
 
 
 def _leaf_edge(e: Edge, a: Node, b: Node, cls: str, title: str) -> tuple[str, list[_Label]]:
@@ -309,6 +318,9 @@ STYLE = """
 .t-link{stroke:#7d8a96;stroke-width:2}
 .t-p2p{stroke:#1f5fa8}
 .t-down{stroke-dasharray:6 5;stroke:#b8bfc6}
+.t-cut{stroke-dasharray:7 4;stroke:#c62828;stroke-width:3}
+.t-link.t-hl{stroke:#e07b00;stroke-width:5}
+.t-node.t-hl .t-name{fill:#b35f00}
 .t-name{font:bold 12px sans-serif;fill:#1d2329;text-anchor:middle}
 .t-sub{font:10px sans-serif;fill:#5d6770;text-anchor:middle}
 .t-if{font:10px monospace;fill:#24313d;paint-order:stroke;stroke:#fff;stroke-width:4px;stroke-linejoin:round}
@@ -319,10 +331,17 @@ STYLE = """
 """
 
 
-def topology_svg(plan: Plan, *, leases: dict[str, str] | None = None, title: str | None = None) -> str:
+def topology_svg(
+    plan: Plan,
+    *,
+    leases: dict[str, str] | None = None,
+    title: str | None = None,
+    cut: dict[int, str] | None = None,
+) -> str:
     """An SVG drawing of ``plan``'s network: one glyph per node by role, every link with
     its subnet and interface addresses.  ``leases`` (node -> address) fills in the
-    addresses DHCP handed out; ``title`` is drawn at the top left."""
+    addresses DHCP handed out; ``title`` is drawn at the top left; ``cut`` (link index
+    -> a note such as "down at step 04") marks the links a run took down."""
     g, rows = layout(plan, leases)
     nodes = list(g.nodes.values())
     if not nodes:
@@ -360,7 +379,7 @@ def topology_svg(plan: Plan, *, leases: dict[str, str] | None = None, title: str
     ]
     if title:
         out.append(f'<text x="{MARGIN}" y="{MARGIN + 10}" class="t-title">{_e(title)}</text>')
-    drawn = [_edge(g, e, rows) for e in g.edges]
+    drawn = [_edge(g, e, rows, cut or {}) for e in g.edges]
     out.append('<g class="t-links">' + "".join(d[0] for d in drawn) + "</g>")
     out.append('<g class="t-nodes">' + "".join(_node(n) for n in sorted(nodes, key=lambda n: n.order)) + "</g>")
     labels = [lab for d in drawn for lab in d[1]]

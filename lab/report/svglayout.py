@@ -62,6 +62,7 @@ class Edge:
     label_b: str
     up: bool = True
     p2p: bool = False  # no switch: the link is the subnet
+    index: int = -1  # in the topology's links
 
 
 @dataclass
@@ -104,7 +105,7 @@ def _graph(plan: Plan, leases: dict[str, str] | None) -> Graph:
             labels.append(f"{itf.name} {addr}")
         p2p = all(plan.nodes[e].role != "switch" for e in (link.a, link.b))
         cidr = str(subnets[subnet]) if subnet in subnets else ""
-        g.edges.append(Edge(link.a, link.b, subnet, cidr, labels[0], labels[1], link.up, p2p))
+        g.edges.append(Edge(link.a, link.b, subnet, cidr, labels[0], labels[1], link.up, p2p, k))
     return g
 
 

@@ -42,10 +42,10 @@ def path(ctx: Context, s: S.PathStep) -> Outcome:
         why = next(
             (f" ({h['node'] or h['address']} says: {h['unreachable']})" for h in hops if h.get("unreachable")), ""
         )
-        return failed(f"{ip} not reached: {shown}{why}", hops=hops, routers=routers)
+        return failed(f"{ip} not reached: {shown}{why}", hops=hops, routers=routers, source=s.on)
     if s.via is not None and routers != s.via:
-        return failed(f"path {shown}, expected via {' -> '.join(s.via)}", hops=hops, routers=routers)
-    return passed(shown, hops=hops, routers=routers)
+        return failed(f"path {shown}, expected via {' -> '.join(s.via)}", hops=hops, routers=routers, source=s.on)
+    return passed(shown, hops=hops, routers=routers, source=s.on)
 
 
 def _link_index(ctx: Context, a: str, b: str) -> int:
@@ -60,7 +60,7 @@ def link(ctx: Context, s: S.LinkState) -> Outcome:
     assert ctx.lab.network is not None
     k = _link_index(ctx, s.a, s.b)
     ctx.lab.network.set_link(k, up=s.state == "up")
-    return passed(f"links[{k}] {s.a}-{s.b} is {s.state}", link=k)
+    return passed(f"links[{k}] {s.a}-{s.b} is {s.state}", link=k, a=s.a, b=s.b, state=s.state)
 
 
 @action("node")
@@ -193,6 +193,30 @@ def zone_hosts(ctx: Context, fw: str) -> dict[str, str]:
     return {z: name for z, (_, name) in reps.items()}
 
 
+def cell_note(ctx: Context, node: str, src: str, dst: str, port: PortSpec, allowed: bool, seen: str) -> str:
+    """Why a cell of the matrix reads as it does, where a student would wonder."""
+    fw = ctx.plan.firewalls[node]
+    fwd = next((f for f in fw.forwards if f.zone == src and f.port.proto == port.proto and f.port.lo == port.lo), None)
+    target_zone = fw.zone_of_subnet(ctx.plan.nodes[fwd.to_node].subnet or "") if fwd is not None else None
+    if fwd is not None and not allowed and target_zone == dst:
+        ifaces = [ctx.plan.nodes[node].iface_on(sub) for sub in fw.zone(src).subnets]
+        public = ", ".join(i.ip for i in ifaces if i is not None and i.ip) or "its public address"
+        return (
+            f"denied on purpose: the probe goes to the private address of the {dst} host, which {src} may not reach; "
+            f"the port forward on {port} works on the firewall's own address ({public}) and takes it to "
+            f"{fwd.to_node} {fwd.to_ip}:{fwd.to_port} (the probes of the port-forward step check that)"
+        )
+    if allowed and seen == "filtered":
+        return "the policy allows it, yet nothing answered: a rule is missing, or the host's listener or route is"
+    if not allowed and seen == "open":
+        return "the policy denies it, yet the connection opened: the ruleset lets more through than the policy says"
+    if not allowed and seen == "closed":
+        return "a reset came back: the firewall should drop silently, or another host answered for it"
+    if allowed and any(m == (src, dst) for m in fw.masquerade):
+        return f"allowed; the {dst} host sees the firewall's address, not the {src} host (masquerade)"
+    return ""
+
+
 @action("firewall_matrix")
 def firewall_matrix(ctx: Context, s: S.FirewallMatrix) -> Outcome:
     fw = ctx.plan.firewalls[s.node]
@@ -228,6 +252,7 @@ def firewall_matrix(ctx: Context, s: S.FirewallMatrix) -> Outcome:
                     "policy": "allow" if allowed else "deny",
                     "seen": seen,
                     "ok": (seen == "open") if allowed else (seen == "filtered"),
+                    "note": cell_note(ctx, s.node, src_zone, dz, p, allowed, seen),
                 }
             )
         return rows

@@ -45,9 +45,15 @@ def wait_for(ctx: Context, s: S.WaitFor) -> Outcome:
     if isinstance(probe, Outcome):
         return probe
     seen = {"last": ""}
+    start = told = time.monotonic()
 
     def check() -> bool:
+        nonlocal told
         ok, seen["last"] = probe()
+        now = time.monotonic()
+        if not ok and now - told >= 1.0:
+            told = now
+            ctx.say(f"waiting for {s.condition} ({now - start:.0f}/{s.timeout:g} s): {seen['last']}")
         return ok
 
     w = proc.wait_until(check, s.timeout, hold=s.hold, interval=0.02)

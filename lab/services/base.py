@@ -178,10 +178,15 @@ class Service:
     def run_checked(
         self, args: list[str], what: str, inside: bool = True, **kw: Any
     ) -> subprocess.CompletedProcess[str]:
+        # a check outside the nodes runs in a network namespace of its own, with no
+        # interface up: a tool that looks a name up (named-checkzone does, for an NS
+        # out of its zone) must never reach the machine's own resolver
         r = (
             self.node.run(args, **kw)
             if inside
-            else subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kw)
+            else subprocess.run(
+                ["unshare", "--net", "--", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, **kw
+            )
         )
         if r.returncode != 0:
             raise self.fail(f"{what} failed (exit {r.returncode})", extra=(r.stdout + r.stderr).strip()[-3000:])

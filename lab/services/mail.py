@@ -178,6 +178,8 @@ class Postfix(Service):
         self.started_at = time.monotonic()
         self.run_checked(["postfix", "start"], "postfix start", output=self.start_log())
         self.pid = read_pid(self.node.dir / "spool-postfix" / "pid" / "master.pid", timeout=5)
+        if self.pid is None:  # its master died at once: say so now, with its log, not after the ready timeout
+            raise self.fail("started but its master wrote no pid file (it exited)", log=self.start_log())
 
     def wait_ready(self, timeout: float) -> None:
         def banner() -> bool:
@@ -257,6 +259,8 @@ class Dovecot(Service):
         self.started_at = time.monotonic()
         self.run_checked(["dovecot", "-c", "/etc/dovecot/dovecot.conf"], "starting dovecot", output=self.start_log())
         self.pid = read_pid(self.pidfile, timeout=5)
+        if self.pid is None:  # its master died at once: say so now, with its log, not after the ready timeout
+            raise self.fail("started but its master wrote no pid file (it exited)")
 
     def wait_ready(self, timeout: float) -> None:
         spool = self.node.dir / "spool-postfix" / "private"

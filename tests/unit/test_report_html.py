@@ -141,7 +141,8 @@ def test_tables_configs_and_logs(tmp_path: Path) -> None:
     main_cf = next(el for el in configs if "nodes/mail/config/postfix/main.cf" in el["text"])
     assert "smtpd_tls_security_level" in main_cf["text"] or "myhostname" in main_cf["text"]
     assert any("not in the report folder" in el["text"] for el in configs)  # artefacts not copied to the fixture
-    assert page.find("a", href="nodes/mail/logs/postfix.log")
+    logs = page.find("details", class_="log")
+    assert any("nodes/mail/logs/postfix.log" in el["text"] for el in logs)
     env = page.find("section", id="environment")[0]["text"]
     assert "postfix" in env and "3.7.11" in env
 
@@ -182,3 +183,121 @@ def test_without_a_plan_or_logs_the_page_still_renders(tmp_path: Path) -> None:
     assert "no diagram" in page.find("section", id="topology")[0]["text"]
     assert "postfix did not answer on port 25 <in time>" in page.find(id="lab-error")[0]["text"]
     assert "nothing about this message was found" in page.find("section", id="mail")[0]["text"]
+
+
+def test_logs_are_embedded_and_trace_links_jump_to_their_line(tmp_path: Path) -> None:
+    summary, plan, d = _fixture("dmz", tmp_path)
+    page = Page(render_html(summary, plan, d))
+    assert page.find("details", class_="log", id="log-nodes-mail-logs-postfix-log")
+    lines = (d / "nodes/mail/logs/postfix.log").read_text().splitlines()
+    for n in (1, len(lines)):
+        [span] = page.find("span", id=f"log-nodes-mail-logs-postfix-log-L{n}")
+        assert span["text"].endswith(lines[n - 1])
+    links = [el["attrs"]["href"] for el in page.find("a", class_="src")]
+    assert links and all(h.startswith("#log-") for h in links)
+    ids = {el["attrs"].get("id") for el in page.elements}
+    assert all(h[1:] in ids for h in links), "every trace link has its line in the page"
+
+
+def _with_steps(summary: dict[str, Any], *steps: dict[str, Any]) -> dict[str, Any]:
+    summary = copy.deepcopy(summary)
+    base = len(summary["steps"])
+    for k, st in enumerate(steps):
+        summary["steps"].append({"index": base + k, "status": "passed", "duration": 0.5, "message": "", **st})
+    return summary
+
+
+def test_a_dialogue_is_shown_as_the_protocol_and_details_as_yaml(tmp_path: Path) -> None:
+    summary, plan, d = _fixture("dmz", tmp_path)
+    talk = ["S: 220 mail.projet.dz ESMTP Postfix", "C: EHLO pc1.projet.dz", "S: 250-mail.projet.dz", "S: 250 STARTTLS"]
+    talk += ["-- TLS TLSv1.3 TLS_AES_256_GCM_SHA384", "C: AUTH (PLAIN) alice ********", "S: 535 5.7.8 failed"]
+    summary = _with_steps(
+        summary,
+        {
+            "kind": "send",
+            "name": "alice sends",
+            "status": "failed",
+            "details": {"dialogue": talk, "body": "a\r\nb\r\n"},
+        },
+    )
+    page = Page(render_html(summary, plan, d))
+    [box] = page.find("pre", class_="dialogue")
+    assert [el["text"] for el in page.find("span", class_="client")] == [talk[1], talk[5]]
+    assert "535 5.7.8 failed" in box["text"]
+    [step] = page.find("li", id=f"step-{len(summary['steps']) - 1:02d}")
+    [yaml_pre] = [el for el in page.find("pre", class_="yaml") if el in page.elements[page.elements.index(step) :]][:1]
+    assert "body: |" in yaml_pre["text"] and "\\r" not in yaml_pre["text"] and "dialogue" not in yaml_pre["text"]
+
+
+def test_the_firewall_matrix_is_a_grid_of_zones_with_notes(tmp_path: Path) -> None:
+    summary, plan, d = _fixture("dmz", tmp_path)
+    rows = []
+    for a in ("lan", "dmz", "wan"):
+        for b in ("lan", "dmz", "wan"):
+            if a != b:
+                allowed = (a, b) in (("lan", "dmz"), ("lan", "wan"))
+                seen = "open" if allowed else "filtered"
+                rows.append(
+                    {
+                        "from": a,
+                        "to": b,
+                        "src": a,
+                        "dst": b,
+                        "port": "tcp/25",
+                        "policy": "allow" if allowed else "deny",
+                        "seen": seen,
+                        "ok": True,
+                        "note": "",
+                    }
+                )
+    rows[-1]["note"] = ""
+    wan_dmz = next(r for r in rows if (r["from"], r["to"]) == ("wan", "dmz"))
+    wan_dmz["note"] = "the port forward on tcp/25 works on the firewall's own address"
+    bad = next(r for r in rows if (r["from"], r["to"]) == ("dmz", "lan"))
+    bad.update(seen="open", ok=False)
+    summary = _with_steps(
+        summary,
+        {
+            "kind": "firewall_matrix",
+            "name": "matrix of fw",
+            "status": "failed",
+            "details": {"matrix": rows, "representatives": {"lan": "pc1", "dmz": "mail", "wan": "ext-pc"}},
+        },
+    )
+    page = Page(render_html(summary, plan, d))
+    [grid] = page.find("table", class_="matrix")
+    i = page.elements.index(grid)
+    cells = [el for el in page.elements[i:] if el["tag"] == "td"][:9]
+    assert [c["attrs"].get("class") for c in cells[::4]] == ["self", "self", "self"]  # the diagonal
+    assert "tcp/25 allow" in cells[1]["text"]  # lan -> dmz
+    assert page.find("div", class_="disagree") and "saw open" in page.find("div", class_="disagree")[0]["text"]
+    notes = page.find("ol", class_="notes")[0]["text"]
+    assert "wan → dmz: the port forward" in notes
+    assert "see note 1" in page.find("div", class_="cell-notes")[0]["text"]
+    assert len(page.find("table", class_="probes")) <= 1  # the matrix is no longer a list of rows
+
+
+def test_cut_links_are_drawn_and_flows_can_be_lit(tmp_path: Path) -> None:
+    summary, plan, d = _fixture("dmz", tmp_path)
+    summary["steps"][0]["details"]["source"] = "pc1"
+    k = next(i for i, lk in enumerate(plan.topology.data.links) if {lk.a, lk.b} == {"fw", "s3"})
+    summary = _with_steps(
+        summary,
+        {"kind": "link", "name": "link fw-s3 down", "details": {"link": k, "a": "fw", "b": "s3", "state": "down"}},
+        {"kind": "link", "name": "link fw-s3 up", "details": {"link": k, "a": "fw", "b": "s3", "state": "up"}},
+        {
+            "kind": "wire",
+            "name": "path mail -> ext-mail",
+            "details": {"links": [{"link": "mail-s2"}, {"link": "fw-s3"}]},
+        },
+    )
+    page = Page(render_html(summary, plan, d))
+    [cut] = [el for el in page.elements if el["attrs"].get("data-link") == str(k)]
+    assert "t-cut" in cut["attrs"]["class"].split()
+    assert any("(cut: down at step" in el["text"] and "up again at step" in el["text"] for el in page.find("title"))
+    assert "fw-s3" in page.find("p", class_="cut-links")[0]["text"]
+    flows = {el["text"]: el["attrs"] for el in page.find("button", class_="flow")}
+    wire = next(v for n, v in flows.items() if "path mail -> ext-mail" in n)
+    assert str(k) in wire["data-links"].split() and "mail" in wire["data-nodes"].split()
+    path = next(v for n, v in flows.items() if n.startswith("00 "))  # the traceroute step: pc1 -> fw -> inet -> ext-pc
+    assert path["data-nodes"].split()[:2] == ["pc1", "fw"] and len(path["data-links"].split()) >= 4
