@@ -17,6 +17,7 @@ PACKAGES=(
   bind9 bind9-utils bind9-dnsutils
   kea-dhcp4-server isc-dhcp-client
   tcpdump nftables openssl ca-certificates frr tshark chromium
+  traceroute iputils-tracepath mtr-tiny swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl s-nail curl
   python3 python3-venv python3-pip
 )
 SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server)

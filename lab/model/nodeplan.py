@@ -45,6 +45,7 @@ class NodePlan:
     dhcp: bool = False
     interfaces: list[IfacePlan] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
+    user: str | None = None  # hosts: the mail account of the person there (user@domain)
 
     @property
     def forwards(self) -> bool:

@@ -141,6 +141,7 @@ class Plan:
 
 def make_plan(topo: Topology) -> Plan:
     nodes = _node_plans(topo)
+    _mail_users(topo, nodes)
     routers = {n.name: n for n in nodes.values() if n.forwards}
     for name, routes in static_routes(topo.routing, {k: s.cidr for k, s in topo.subnets.items()}, routers).items():
         nodes[name].routes = routes
@@ -203,6 +204,21 @@ def _node_plans(topo: Topology) -> dict[str, NodePlan]:
             interfaces=plans,
         )
     return nodes
+
+
+def _mail_users(topo: Topology, nodes: dict[str, NodePlan]) -> None:
+    """Each host's mail account: the one it names, else the next free user of its domain
+    (pc1 alice, pc2 bob ...), so the mail programs inside it know who is there."""
+    t = topo.data
+    taken = {n.user for n in t.nodes.values() if n.user}
+    free = {d: [f"{u}@{d}" for u in md.users if f"{u}@{d}" not in taken] for d, md in t.domains.items()}
+    for name, node in t.nodes.items():
+        if node.role != "host":
+            continue
+        if node.user:
+            nodes[name].user = node.user
+        elif free.get(nodes[name].domain):
+            nodes[name].user = free[nodes[name].domain].pop(0)
 
 
 def _scopes(topo: Topology, nodes: dict[str, NodePlan]) -> list[DhcpScope]:

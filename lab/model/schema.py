@@ -23,7 +23,9 @@ class Strict(BaseModel):
 
 
 def suggest(word: str, choices: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(str(word), sorted(map(str, choices)), n=1, cutoff=0.6)
+    # short names differ by one character in half their length (s2 for s1, pc3 for pc1)
+    cutoff = 0.5 if len(str(word)) <= 3 else 0.6
+    close = difflib.get_close_matches(str(word), sorted(map(str, choices)), n=1, cutoff=cutoff)
     return f"did you mean '{close[0]}'?" if close else None
 
 

@@ -136,6 +136,12 @@ class Node(Strict):
     domain: str | None = Field(None, description="DNS domain of this node's name (default: the topology's)")
     description: str | None = None
     config: MailConfig | None = Field(None, description="mail nodes: settings that replace the shipped ones")
+    user: str | None = Field(
+        None,
+        max_length=320,
+        description="hosts: the mail account of the person at this host (user@domain, a user of `domains`); "
+        "its mail programs (s-nail, swaks) are set up for it. Default: the users of the host's domain in turn",
+    )
 
     @field_validator("address")
     @classmethod
@@ -182,7 +188,9 @@ def delay_seconds(text: str) -> float:
 
 
 class User(Strict):
-    password: str = Field(min_length=1, max_length=256)
+    password: str = Field(
+        min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$", description="no control characters"
+    )
 
 
 class PublicView(Strict):

@@ -98,8 +98,10 @@ class LabNetwork:
             if node.role == "switch":
                 continue
             ndir = self.run.node_dir(name)
+            own = private_dirs(name, ndir)
+            bound = {d[0] if isinstance(d, tuple) else d for d in own}
             host = self.net.addHost(
-                f"{prefix}-{name}", cls=UTSHost, ip=None, privateDirs=[*private_dirs(name, ndir), *hidden]
+                f"{prefix}-{name}", cls=UTSHost, ip=None, privateDirs=[*own, *(d for d in hidden if d not in bound)]
             )
             self.nodes[name] = LabNode(self.plan.nodes[name], host, ndir, prefix)
         iface_of = {(n.name, i.link): i.name for n in self.plan.nodes.values() for i in n.interfaces}

@@ -16,6 +16,7 @@ from lab.services.dns import Bind
 from lab.services.firewall import Firewall
 from lab.services.frr import Frr
 from lab.services.mail import Dovecot, Postfix
+from lab.services.mailclient import MailClient
 
 SERVICES: tuple[type[Service], ...] = (
     Firewall,  # 10: zone firewall and NAT (nftables) on firewall nodes
@@ -25,6 +26,7 @@ SERVICES: tuple[type[Service], ...] = (
     Postfix,  # 50: mail nodes: MTA and submission
     Dovecot,  # 60: mail nodes: IMAP, POP3, LMTP, SASL
     Dhclient,  # 90: DHCP clients, once the servers answer
+    MailClient,  # 95: s-nail and swaks set up for the user of each host (files, no daemon)
 )
 
 #: the daemons a scenario's `service` step may stop and start, by name

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import re
+import urllib.parse
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +20,8 @@ import jinja2
 import jinja2.meta
 import pytest
 
+from lab.errors import InputError
+from lab.model.load import load_topology
 from lab.model.plan import Plan
 from lab.runtime.node import LabNode
 from lab.services.base import MAILNODE, TEMPLATES, Deployment, Service, Template, render_template
@@ -26,6 +29,7 @@ from lab.services.dhcp import Kea
 from lab.services.dns import Bind
 from lab.services.frr import Frr
 from lab.services.mail import VMAIL_GID, VMAIL_UID, Postfix, ssha512
+from lab.services.mailclient import client_context
 
 # --- contexts: the services' own templates(), on stand-ins for the node and the run --------
 
@@ -298,6 +302,8 @@ def all_contexts(plan: Plan) -> list[tuple[Path, str, dict[str, Any]]]:
         (TEMPLATES, "named.conf.j2", named_context(plan)),
         (TEMPLATES, "zone.db.j2", zone_context(plan, "projet.dz")),
         (TEMPLATES, "dhclient.conf.j2", {"hostname": "pc1"}),
+        (TEMPLATES, "s-nail.rc.j2", client_context(plan, plan.nodes["pc1"])),
+        (TEMPLATES, "swaksrc.j2", client_context(plan, plan.nodes["pc1"])),
     ]
 
 
@@ -403,3 +409,44 @@ def test_firewall_ruleset_from_the_dmz_topology() -> None:
     assert "dnat ip to 10.0.1.10:25" in text
     assert text.count("masquerade") >= 2
     assert "oifname @zone_wan" in text
+
+
+# --- the mail programs of a host --------------------------------------------------
+
+
+def test_mail_programs_are_set_up_for_the_hosts_user(star_plan: Plan) -> None:
+    assert star_plan.nodes["pc1"].user == "alice@projet.dz" and star_plan.nodes["pc2"].user == "bob@projet.dz"
+    ctx = client_context(star_plan, star_plan.nodes["pc1"])
+    rc = render_template(TEMPLATES, "s-nail.rc.j2", **ctx)
+    assert "set mta=smtp://alice%40projet.dz:alice-secret@mail.projet.dz:587" in rc
+    assert "set inbox=imaps://alice%40projet.dz:alice-secret@mail.projet.dz:993" in rc
+    swaks = render_template(TEMPLATES, "swaksrc.j2", **ctx)
+    assert "auth-user alice@projet.dz" in swaks and "auth-password alice-secret" in swaks
+
+
+def test_a_hostile_password_stays_inside_its_value(star_plan: Plan) -> None:
+    """Quotes, spaces, URL and s-nail syntax in a password cannot add a setting."""
+    hostile = "x@y:z/ 'set mta=evil' ;|`$(id)` #"
+    user = next(u for m in star_plan.mail.values() for u in m.users if u.name == "alice")
+    user.password = hostile
+    ctx = client_context(star_plan, star_plan.nodes["pc1"])
+    rc = render_template(TEMPLATES, "s-nail.rc.j2", **ctx)
+    assert hostile not in rc and "evil" in rc  # percent-encoded inside the URLs
+    assert all(ln.startswith(("#", "set ")) or not ln for ln in rc.splitlines())
+    assert [ln for ln in rc.splitlines() if "mta=" in ln] == [
+        f"set mta=smtp://alice%40projet.dz:{urllib.parse.quote(hostile, safe='')}@mail.projet.dz:587"
+    ]
+    swaks = render_template(TEMPLATES, "swaksrc.j2", **ctx)
+    assert "auth-password" not in swaks.replace("# the password has spaces", "") and hostile not in swaks
+
+
+def test_a_password_with_a_control_character_is_refused(tmp_path: Path) -> None:
+    text = (
+        (Path(__file__).resolve().parents[2] / "topologies" / "star.yaml")
+        .read_text()
+        .replace("{password: alice-secret}", '{password: "a\\nb"}')
+    )
+    (tmp_path / "t.yaml").write_text(text)
+    with pytest.raises(InputError) as info:
+        load_topology(tmp_path / "t.yaml")
+    assert "domains.projet.dz.users.alice.password" in str(info.value)

@@ -32,7 +32,9 @@ class Ctx:
     def unknown_node(self, path: PathKey, ref: str, among: Iterable[str] | None = None) -> list[Problem]:
         if self.known(ref):
             return []
-        return [self.p(path, f"unknown node '{ref}'", suggest(ref, list(among if among is not None else self.t.nodes)))]
+        names = list(among if among is not None else self.t.nodes)
+        hint = suggest(ref, names) or (f"the nodes are: {', '.join(names[:12])}" + (" ..." if len(names) > 12 else ""))
+        return [self.p(path, f"unknown node '{ref}'", hint if names else "declare it under nodes")]
 
 
 Phase = Callable[[Ctx], list[Problem]]

@@ -49,6 +49,32 @@ def domains(c: Ctx) -> list[Problem]:
                         "lower-case letters, digits, '.', '_' or '-'",
                     )
                 )
+    return out + _mail_users(c)
+
+
+def _mail_users(c: Ctx) -> list[Problem]:
+    """A host's ``user`` is an account of a declared domain, on a host, used once."""
+    out: list[Problem] = []
+    owner: dict[str, str] = {}
+    for name, node in c.t.nodes.items():
+        if node.user is None:
+            continue
+        where: PathKey = ("nodes", name, "user")
+        if node.role != "host":
+            out.append(c.p(where, f"only hosts have a user; '{name}' is a {node.role}", "remove 'user' here"))
+            continue
+        local, _, dom = node.user.partition("@")
+        md = c.t.domains.get(dom)
+        if md is None or local not in md.users:
+            known = sorted(f"{u}@{d}" for d, m in c.t.domains.items() for u in m.users)
+            hint = suggest(node.user, known) or (
+                f"one of: {', '.join(known[:8])}" if known else "declare it under domains"
+            )
+            out.append(c.p(where, f"'{node.user}' is not a user of the topology's domains", hint))
+        elif node.user in owner:
+            out.append(c.p(where, f"{node.user} is already the user of '{owner[node.user]}'"))
+        else:
+            owner[node.user] = name
     return out
 
 
