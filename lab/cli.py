@@ -18,6 +18,7 @@ from typing import Any
 
 from lab import __version__
 from lab.errors import InputError, LabError
+from lab.progress import progress as _progress
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SCENARIO = REPO / "scenarios" / "dmz.yaml"
@@ -30,37 +31,6 @@ EXIT_CODES = """exit codes:
   3  environment problem: not root, or a package is missing (run scripts/setup.sh)
   4  the lab could not be built, or a daemon failed its check or never answered
   130 interrupted (the lab was torn down)"""
-
-
-def _progress(enabled: bool) -> Any:
-    """Progress on stderr.  On a terminal, what is being built, started or waited for
-    is one line rewritten in place and results stay; elsewhere (CI, pipes) every
-    message is a plain timestamped line."""
-    t0 = time.monotonic()
-    tty = sys.stderr.isatty()
-    state = {"transient": False}
-
-    def say(msg: str) -> None:
-        if not enabled:
-            return
-        stamp = f"[{time.monotonic() - t0:6.2f}s]"
-        if not tty:
-            print(f"{stamp} {msg}", file=sys.stderr, flush=True)
-            return
-        lasting = msg.lstrip().startswith(("PASSED", "FAILED", "ERROR", "lab ready", "capturing")) or msg.startswith(
-            "claimed"
-        )
-        width = max(20, __import__("shutil").get_terminal_size().columns - 1)
-        line = f"{stamp} {msg}"
-        if lasting:
-            colour = "\033[32m" if "PASSED" in msg else "\033[31m" if ("FAILED" in msg or "ERROR" in msg) else ""
-            print(f"\r\033[K{colour}{line}\033[0m", file=sys.stderr, flush=True)
-            state["transient"] = False
-        else:
-            print(f"\r\033[K{line[:width]}", end="", file=sys.stderr, flush=True)
-            state["transient"] = True
-
-    return say
 
 
 def _terminate_as_interrupt() -> None:

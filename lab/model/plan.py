@@ -79,6 +79,12 @@ class MailHost:
     hostname: str
     domains: list[str]
     users: list[MailUser]
+    filtering: bool = False  # rspamd + ClamAV as its milter
+    dane: bool = False  # smtp_tls_security_level = dane (its resolver validates DNSSEC)
+    fail2ban: bool = False
+    tls_policy: str = "intermediate"
+    #: why a protection the topology asks for is not applied here (shown in the report)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -145,7 +151,7 @@ def make_plan(topo: Topology) -> Plan:
     for name, routes in static_routes(topo.routing, {k: s.cidr for k, s in topo.subnets.items()}, routers).items():
         nodes[name].routes = routes
     every_zone, delegations = zones(topo.data, topo.subnets, nodes)
-    plan = Plan(topo, nodes, every_zone, _scopes(topo, nodes), _mail(topo, nodes), delegations)
+    plan = Plan(topo, nodes, every_zone, _scopes(topo, nodes), _mail(topo, nodes, set(delegations)), delegations)
     plan.firewalls = {fw: firewall_plan(plan, fw) for fw in topo.data.firewalls}
     plan.routing = routing_plans(topo.routing, routers)
     return plan
@@ -230,7 +236,7 @@ def _scopes(topo: Topology, nodes: dict[str, NodePlan]) -> list[DhcpScope]:
     return out
 
 
-def _mail(topo: Topology, nodes: dict[str, NodePlan]) -> dict[str, MailHost]:
+def _mail(topo: Topology, nodes: dict[str, NodePlan], recursing: set[str]) -> dict[str, MailHost]:
     mail: dict[str, MailHost] = {}
     for dom, md in topo.data.domains.items():
         host = mail.setdefault(md.mail, MailHost(md.mail, nodes[md.mail].fqdn, [], []))
@@ -239,6 +245,18 @@ def _mail(topo: Topology, nodes: dict[str, NodePlan]) -> dict[str, MailHost]:
     for name, n in nodes.items():
         if n.role == "mail" and name not in mail:
             mail[name] = MailHost(name, n.fqdn, [], [])
+    sec = topo.data.security
+    validating = {str(n.ip) for n in nodes.values() if n.name in recursing and sec.dnssec}
+    for host in mail.values():
+        host.filtering, host.fail2ban, host.tls_policy = sec.filtering, sec.fail2ban, sec.tls_policy
+        resolvers = nodes[host.node].dns_servers
+        host.dane = sec.dane and bool(resolvers) and set(resolvers) <= validating
+        if sec.dane and not host.dane:
+            host.notes.append(
+                f"DANE not enabled on {host.node}: its resolver ({', '.join(resolvers) or 'none'}) does not "
+                "validate DNSSEC (an authoritative-only server sets no AD bit), and Postfix would silently "
+                "fall back to opportunistic TLS; smtp_tls_security_level stays 'may'"
+            )
     return mail
 
 

@@ -11,15 +11,19 @@ from __future__ import annotations
 from lab.model.nodeplan import NodePlan
 from lab.model.plan import Plan
 from lab.services.base import Service
+from lab.services.clamav import Clamd
 from lab.services.dhcp import Dhclient, Kea
 from lab.services.dns import Bind
 from lab.services.firewall import Firewall
 from lab.services.frr import Frr
 from lab.services.mail import Dovecot, Postfix
+from lab.services.rspamd import Rspamd
 
 SERVICES: tuple[type[Service], ...] = (
     Firewall,  # 10: zone firewall and NAT (nftables) on firewall nodes
     Frr,  # 20: OSPF or RIP on routers, when the topology routes dynamically
+    Clamd,  # 22: virus scanner of filtering mail nodes (ready by the end)
+    Rspamd,  # 22: the milter of filtering mail nodes: DKIM, SPF, DMARC, spam (ready by the end)
     Bind,  # 30: DNS servers
     Kea,  # 40: DHCP servers
     Postfix,  # 50: mail nodes: MTA and submission

@@ -19,6 +19,8 @@ LAYERS = {
     "lab.capture": 1,
     "lab.model": 1,
     "lab.clients": 1,
+    "lab.middlebox": 1,
+    "lab.progress": 0,
     "lab.runtime": 2,
     "lab.report": 2,
     "lab.services": 3,
