@@ -57,6 +57,8 @@ async def _send(p: dict[str, Any]) -> dict[str, Any]:
     msg["Message-ID"] = p["message_id"]
     msg["Date"] = email.utils.formatdate(localtime=False)
     msg.set_content(p["body"])
+    for a in p.get("attach", []):
+        msg.add_attachment(a["text"].encode(), maintype="application", subtype="octet-stream", filename=a["name"])
     ctx = _tls_context(p["ca_file"], p.get("keylog"))
     implicit = p["tls"] == "implicit"
     client = aiosmtplib.SMTP(
@@ -204,6 +206,7 @@ def fetch(p: dict[str, Any]) -> dict[str, Any]:
 
 def resolve(p: dict[str, Any]) -> dict[str, Any]:
     import dns.exception
+    import dns.flags
     import dns.rcode
     import dns.resolver
 
@@ -215,8 +218,10 @@ def resolve(p: dict[str, Any]) -> dict[str, Any]:
     out["nameservers"] = [str(s) for s in res.nameservers]
     t0 = time.monotonic()
     try:
+        res.use_edns(0, dns.flags.DO, 1232)
         ans = res.resolve(p["query"], p["type"], search=True, raise_on_no_answer=False)
         out["rcode"] = dns.rcode.to_text(ans.response.rcode())
+        out["ad"] = bool(ans.response.flags & dns.flags.AD)
         out["answers"] = [r.to_text() for r in ans] if ans.rrset is not None else []
         out["ok"] = True
     except dns.resolver.NXDOMAIN:

@@ -70,6 +70,14 @@ class Reject(Strict):
 
     code: int = Field(ge=200, le=599)
     stage: Literal["connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data"] | None = None
+    says: Line | None = Field(None, description="text the refusal must contain, e.g. 'Gtube pattern' (why it refused)")
+
+
+class Attachment(Strict):
+    """A file attached to a message (application/octet-stream), e.g. the EICAR test file."""
+
+    name: Annotated[str, Field(pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")] = Field(description="its file name")
+    text: Body = Field(description="its content, as text")
 
 
 class Send(Action):
@@ -85,6 +93,7 @@ class Send(Action):
     to: list[Address] = Field(min_length=1, max_length=1000)
     subject: Line = "mail-lab test message"
     body: Body = "Hello from mail-lab.\n"
+    attach: list[Attachment] = Field(default_factory=list, max_length=10, description="files attached to the message")
     message: Name | None = Field(None, description="a label later steps use to refer to this message")
     reject: Reject | None = Field(None, description="expect the server to refuse (negative test)")
     timeout: float = Field(20, gt=0, le=600)
@@ -123,10 +132,14 @@ class Dns(Action):
 
     on: Name
     query: Name
-    type: Literal["A", "AAAA", "MX", "NS", "PTR", "SOA", "CNAME", "TXT"] = "A"
+    type: Literal["A", "AAAA", "MX", "NS", "PTR", "SOA", "CNAME", "TXT", "TLSA", "DNSKEY", "DS"] = "A"
     server: Name | None = Field(None, description="ask this server instead of the host's resolv.conf")
     expect: list[Line] | None = Field(None, description="the exact set of answers (text form)")
+    contains: Line | None = Field(None, description="some answer holds this text (a key made per run, say)")
     rcode: Literal["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"] = "NOERROR"
+    validated: bool | None = Field(
+        None, description="true: the answer carries the AD bit (DNSSEC-validated); false: it must not"
+    )
 
     def title(self) -> str:
         """The step's name in reports when the scenario gives none."""
@@ -141,10 +154,14 @@ class Expect(Action):
     count: int | None = Field(None, ge=0)
     message: Name | None = None
     headers: dict[Name, Line] = Field(default_factory=dict)
+    header_has: dict[Name, list[Line]] = Field(
+        default_factory=dict,
+        description="header: texts it must contain (whitespace folded), e.g. Authentication-Results: [dkim=pass]",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> "Expect":
-        if self.count is None and self.message is None and not self.headers:
+        if self.count is None and self.message is None and not self.headers and not self.header_has:
             raise ValueError("an expect step needs at least one of count, message, headers")
         return self
 

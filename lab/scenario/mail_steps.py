@@ -26,6 +26,7 @@ def send(ctx: Context, s: S.Send) -> Outcome:
         "to": s.to,
         "subject": s.subject,
         "body": s.body,
+        "attach": [{"name": a.name, "text": a.text} for a in s.attach],
         "message_id": message_id,
         "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
         "timeout": s.timeout,
@@ -43,6 +44,8 @@ def send(ctx: Context, s: S.Send) -> Outcome:
             return failed(
                 f"refused with {s.reject.code} at stage {r.get('stage')}, expected stage {s.reject.stage}", **r
             )
+        if s.reject.says and s.reject.says.lower() not in str(r.get("error", "")).lower():
+            return failed(f"refused with {r.get('error')!r}, which does not say {s.reject.says!r}", **r)
         return passed(f"refused as expected: {r.get('error')}", **r)
     if not r.get("ok"):
         return failed(f"not accepted at {r.get('stage')}: {r.get('error')}", **r)
@@ -126,6 +129,12 @@ def dns(ctx: Context, s: S.Dns) -> Outcome:
         return failed(f"no answer: {r.get('error')}", **r)
     if r.get("rcode") != s.rcode:
         return failed(f"rcode {r.get('rcode')}, expected {s.rcode}", **r)
+    if s.validated is not None and bool(r.get("ad")) != s.validated:
+        return failed(
+            "the answer is " + ("not DNSSEC-validated (no AD bit)" if s.validated else "marked validated (AD)"), **r
+        )
+    if s.contains is not None and not any(s.contains in a for a in r.get("answers", [])):
+        return failed(f"no answer holds {s.contains!r}: {r.get('answers')}", **r)
     if s.expect is not None:
         got = sorted(a.lower().rstrip() for a in r.get("answers", []))
         want = sorted(e.lower().rstrip() for e in s.expect)
@@ -155,7 +164,15 @@ def expect(ctx: Context, s: S.Expect) -> Outcome:
     for name, value in s.headers.items():
         if not any(m["headers"].get(name.lower()) == value for m in pool):
             return failed(f"no message with {name}: {value!r} in {s.mailbox}", **details)
-    return passed(f"{len(msgs)} message(s) in {s.mailbox}", **details)
+    shown: list[str] = []
+    for name, texts in s.header_has.items():
+        values = [" ".join(m["headers"].get(name.lower(), "").split()) for m in pool]
+        details.setdefault("header_values", {})[name] = values
+        if not any(all(t in v for t in texts) for v in values):
+            have = "; ".join(v for v in values if v) or "no such header"
+            return failed(f"no message whose {name} holds {texts} in {s.mailbox} (it says: {have[:400]})", **details)
+        shown += [f"{name}: {', '.join(texts)}"]
+    return passed(f"{len(msgs)} message(s) in {s.mailbox}" + (f"; {'; '.join(shown)}" if shown else ""), **details)
 
 
 @action("smtp")
