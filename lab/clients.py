@@ -435,6 +435,112 @@ def listen(p: dict[str, Any]) -> dict[str, Any]:
         s.sendto(b"ok", addr)
 
 
+def _guess(p: dict[str, Any], n: int, ctx: ssl.SSLContext) -> tuple[str, str]:
+    """One wrong password on a fresh connection: ('refused', reply) when the server answered
+    the login, ('blocked', error) when it could not be reached at all."""
+    import smtplib
+
+    password = f"guess-{n}-{p['run']}"
+    try:
+        if p["protocol"] == "submission":
+            with smtplib.SMTP(p["server"], p["port"], local_hostname=p.get("helo"), timeout=p["connect_timeout"]) as c:
+                c.starttls(context=ctx)
+                try:
+                    c.login(p["login"], password)
+                    return "accepted", "the guess was right"
+                except smtplib.SMTPAuthenticationError as exc:
+                    err = exc.smtp_error
+                    return (
+                        "refused",
+                        f"{exc.smtp_code} {err.decode(errors='replace') if isinstance(err, bytes) else err}",
+                    )
+        if p["protocol"] == "imaps":
+            imap = imaplib.IMAP4_SSL(p["server"], p["port"], ssl_context=ctx, timeout=p["connect_timeout"])
+            try:
+                imap.login(p["login"], password)
+                return "accepted", "the guess was right"
+            except imaplib.IMAP4.error as exc:
+                return "refused", str(exc)
+        conn = poplib.POP3_SSL(p["server"], p["port"], context=ctx, timeout=p["connect_timeout"])
+        try:
+            conn.user(p["login"])
+            conn.pass_(password)
+            return "accepted", "the guess was right"
+        except poplib.error_proto as exc:
+            return "refused", str(exc)
+    except smtplib.SMTPServerDisconnected as exc:
+        return "blocked", f"{type(exc).__name__}: {exc}"
+    except smtplib.SMTPException as exc:  # answered, with something else than 535
+        return "refused", f"{type(exc).__name__}: {exc}"
+    except (OSError, ssl.SSLError, EOFError) as exc:
+        return "blocked", f"{type(exc).__name__}: {exc}"
+
+
+def bruteforce(p: dict[str, Any]) -> dict[str, Any]:
+    """Wrong passwords, one connection each, until the server stops answering twice in a row."""
+    ctx = _tls_context(p["ca_file"], None)
+    tries: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+    for n in range(1, p["attempts"] + 1):
+        t = time.monotonic()
+        outcome, text = _guess(p, n, ctx)
+        tries.append({"n": n, "outcome": outcome, "reply": text[:200], "seconds": round(time.monotonic() - t, 3)})
+        if outcome == "accepted" or [x["outcome"] for x in tries[-2:]] == ["blocked", "blocked"]:
+            break
+    return {"ok": True, "tries": tries, "seconds": round(time.monotonic() - t0, 3)}
+
+
+_STARTTLS = {25: "--starttls-smtp", 587: "--starttls-smtp", 143: "--starttls-imap", 110: "--starttls-pop3"}
+
+
+def _sslscan(server: str, port: int, timeout: float) -> dict[str, Any]:
+    import subprocess
+    import xml.etree.ElementTree as ET
+
+    args = ["sslscan", "--no-colour", "--no-heartbleed", "--xml=-"]
+    if port in _STARTTLS:
+        args.append(_STARTTLS[port])
+    args.append(f"{server}:{port}")
+    try:
+        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"port": port, "error": f"{type(exc).__name__}: {exc}"}
+    xml_start = r.stdout.find("<?xml")
+    try:
+        root = ET.fromstring(r.stdout[xml_start:]) if xml_start >= 0 else None
+    except ET.ParseError as exc:
+        return {"port": port, "error": f"unreadable sslscan output: {exc}"}
+    test = root.find("ssltest") if root is not None else None
+    if test is None:
+        return {"port": port, "error": (r.stderr or r.stdout).strip()[-500:] or "sslscan found no TLS"}
+    protocols = {}
+    for el in test.findall("protocol"):
+        name = ("SSLv" if el.get("type") == "ssl" else "TLSv") + str(el.get("version"))
+        protocols[name] = el.get("enabled") == "1"
+    if "TLSv1" in protocols:  # sslscan says version="1.0" or "1"
+        protocols["TLSv1.0"] = protocols.pop("TLSv1")
+    ciphers = [
+        {
+            "protocol": el.get("sslversion"),
+            "cipher": el.get("cipher"),
+            "bits": el.get("bits"),
+            "status": el.get("status"),
+        }
+        for el in test.findall("cipher")
+    ]
+    return {"port": port, "protocols": protocols, "ciphers": ciphers, "seconds": None}
+
+
+def scan(p: dict[str, Any]) -> dict[str, Any]:
+    """sslscan against each port at once (a thread each); its XML verdicts, per port."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(p["ports"])) as pool:
+        results = list(pool.map(lambda port: _sslscan(p["server"], port, p["timeout"]), p["ports"]))
+    return {"ok": True, "ports": results, "seconds": round(time.monotonic() - t0, 3)}
+
+
 KINDS = {
     "send": send,
     "fetch": fetch,
@@ -443,6 +549,8 @@ KINDS = {
     "flood": flood,
     "probe": probe,
     "listen": listen,
+    "bruteforce": bruteforce,
+    "scan": scan,
 }
 
 

@@ -115,6 +115,7 @@ class Lab:
         t0 = time.monotonic()
         check_environment(self.plan)
         self.notes = impair.check_supported(self.plan)  # refuses what cannot be honoured
+        self.notes += [n for h in self.plan.mail.values() for n in h.notes]  # protections not applied
         self.run = claim_prefix(self.run_id, self.requested_prefix)
         self.progress(f"claimed name prefix {self.run.prefix} (run {self.run_id})")
         ca = LabCA(self.run.state / "pki")

@@ -55,6 +55,10 @@ DAEMONS: dict[str, tuple[str, ...]] = {
     "kea-dhcp4": ("dhcp",),
     "frr": ("router", "firewall"),
     "nftables": ("firewall",),
+    "rspamd": ("mail",),
+    "clamd": ("mail",),
+    "fail2ban": ("mail",),
+    "starttls-strip": ("router", "firewall"),
 }
 
 
@@ -270,7 +274,9 @@ class ServiceState(Action):
     """Stop or start a daemon on a node (fault labs: the DNS server or Dovecot is down)."""
 
     node: Name
-    daemon: Literal["postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables"]
+    daemon: Literal[
+        "postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables", "rspamd", "clamd", "fail2ban", "starttls-strip"
+    ]
     state: Literal["stop", "start"]
 
     def title(self) -> str:
@@ -356,6 +362,43 @@ class Flood(Action):
         """The step's name in reports when the scenario gives none."""
         s = self
         return f"{s.on}: {s.count} messages over {s.connections} connection(s) to {', '.join(s.to)}"
+
+
+class BruteForce(Action):
+    """Guess a password over and over from one host, a new connection each time, until
+    the server stops answering (a ban) or the guesses run out."""
+
+    on: Name
+    server: Name = Field(description="the mail node (name or host name)")
+    protocol: Literal["submission", "imaps", "pop3s"] = "submission"
+    login: Address
+    attempts: int = Field(8, ge=1, le=50)
+    expect: Literal["banned", "answered"] = Field(
+        description="banned: the server stops answering after some failures; answered: every guess got an answer"
+    )
+    timeout: float = Field(120, gt=0, le=600)
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: {s.attempts} password guesses for {s.login} over {s.protocol} ({s.expect})"
+
+
+class Scan(Action):
+    """A real TLS scanner (sslscan) from a host against server ports: protocols and suites
+    offered, and the verdict of the server's TLS policy on each port."""
+
+    on: Name
+    server: Name
+    ports: list[PortNumber] = Field(min_length=1, max_length=16)
+    policy: Literal["intermediate"] = "intermediate"
+    expect: Literal["holds", "broken"] = Field("holds", description="broken: the scanner must find a weakness")
+    timeout: float = Field(120, gt=0, le=600)
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: sslscan {s.server} on {', '.join(map(str, s.ports))} ({s.policy} {s.expect})"
 
 
 class Flush(Action):
@@ -452,11 +495,23 @@ class WireDhcp(Strict):
     clients: Literal["all"] | list[Name] = "all"
 
 
+class WireSuites(Strict):
+    """Every TLS flow to these ports: the suites the client offered and the one the server
+    chose; the chosen one must hold the policy (TLS 1.2+, AEAD, no aNULL/NULL/EXPORT/RC4/3DES)."""
+
+    ports: list[PortNumber] = Field(default_factory=lambda: [465, 587, 993, 995], min_length=1)
+    policy: Literal["intermediate"] = "intermediate"
+
+
 class Wire(Strict):
     """Assertions proved from the captured packets, checked after the last step."""
 
     tls: WireTls | None = None
+    suites: WireSuites | None = None
     no_plaintext_auth: bool = False
+    no_plaintext_mail: bool = Field(
+        False, description="no SMTP flow carried a message (DATA) before TLS: nothing crossed in clear"
+    )
     path: list[WirePath] = Field(default_factory=list)
     nat: WireNat | None = None
     dhcp: WireDhcp | None = None
@@ -479,6 +534,8 @@ ACTIONS: dict[str, type[Action]] = {
     "smtp": Smtp,
     "flood": Flood,
     "flush": Flush,
+    "bruteforce": BruteForce,
+    "scan": Scan,
     "log": Log,
     "firewall_matrix": FirewallMatrix,
     "impair": Impair,

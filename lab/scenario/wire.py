@@ -11,6 +11,7 @@ from typing import Any
 from lab.capture import analyse as A
 from lab.model import scenario as S
 from lab.model.plan import Plan
+from lab.model.tlspolicy import weakness
 from lab.scenario.context import Outcome, failed, passed
 
 VERSION_RANK = {"SSLv3": 0, "TLSv1.0": 1, "TLSv1.1": 2, "TLSv1.2": 3, "TLSv1.3": 4}
@@ -32,8 +33,12 @@ def check(
                 _tls(wire.tls, analysis),
             )
         )
+    if wire.suites is not None:
+        out.append((f"wire: suites on ports {', '.join(map(str, wire.suites.ports))}", _suites(wire.suites, analysis)))
     if wire.no_plaintext_auth:
         out.append(("wire: no credentials in clear", _creds(analysis)))
+    if wire.no_plaintext_mail:
+        out.append(("wire: no mail in clear", _mail(analysis)))
     for pth in wire.path:
         out.append(
             (f"wire: path {pth.from_} -> {pth.to}:{pth.port} via {', '.join(pth.via)}", _path(pth, plan, links, pcaps))
@@ -68,6 +73,44 @@ def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
     versions = sorted({str(f.get("version")) for f in flows})
     extra = f"; {len(probes)} connection(s) without client data ignored" if probes else ""
     return passed(f"{len(flows)} flow(s), all TLS ({', '.join(versions)}){extra}", flows=facts, probes=probes)
+
+
+def _suites(w: S.WireSuites, analysis: dict[str, Any]) -> Outcome:
+    flows = [
+        f for f in analysis["tls"] if _server_port(f["flow"]) in w.ports and f.get("tls") and f.get("client_bytes", 1)
+    ]
+    if not flows:
+        return failed(f"no TLS flow on ports {w.ports} was captured: nothing proves the suites")
+    bad, facts = [], []
+    for f in flows:
+        chosen = f.get("cipher_openssl") or f.get("cipher") or "?"
+        why = weakness(str(f.get("version")), chosen) if f.get("version") else "no ServerHello"
+        facts.append({k: f.get(k) for k in ("link", "flow", "version", "cipher", "client_ciphers")})
+        if why:
+            bad.append(f"{f['link']}: {f['flow']} chose {f.get('version')} {chosen}: {why}")
+    chosen_set = sorted({f"{f.get('version')} {f.get('cipher')}" for f in flows})
+    offered = sorted({c for f in flows for c in f.get("client_ciphers") or []})
+    if bad:
+        return failed(
+            f"{len(bad)} of {len(flows)} flow(s) break the {w.policy} policy: " + "; ".join(bad[:5]), flows=facts
+        )
+    return passed(
+        f"{len(flows)} flow(s); chosen: {', '.join(chosen_set)}; {len(offered)} suite(s) offered by the clients",
+        flows=facts,
+        offered=offered,
+    )
+
+
+def _mail(analysis: dict[str, Any]) -> Outcome:
+    found = analysis.get("plaintext_mail", [])
+    if found:
+        first = found[0]
+        return failed(
+            f"{len(found)} message(s) crossed in clear, first: {first.get('subject')!r} on {first.get('link')} "
+            f"packet {first.get('packet')} ({first.get('flow')})",
+            findings=found,
+        )
+    return passed("no SMTP flow sent DATA before TLS")
 
 
 def _creds(analysis: dict[str, Any]) -> Outcome:
