@@ -445,8 +445,10 @@ def _guess(p: dict[str, Any], n: int, ctx: ssl.SSLContext) -> tuple[str, str]:
         if p["protocol"] == "submission":
             with smtplib.SMTP(p["server"], p["port"], local_hostname=p.get("helo"), timeout=p["connect_timeout"]) as c:
                 c.starttls(context=ctx)
+                c.ehlo()
+                c.user, c.password = p["login"], password
                 try:
-                    c.login(p["login"], password)
+                    c.auth("PLAIN", c.auth_plain)  # one mechanism: one failure per guess
                     return "accepted", "the guess was right"
                 except smtplib.SMTPAuthenticationError as exc:
                     err = exc.smtp_error

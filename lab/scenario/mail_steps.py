@@ -322,7 +322,7 @@ def bruteforce(ctx: Context, s: S.BruteForce) -> Outcome:
     if ip not in ban.get("banned", []):
         return failed(f"guess {answered + 1} got no answer, but fail2ban's {jail} jail does not hold {ip}", **details)
     return passed(
-        f"banned after {answered} failed login(s): guess {answered + 1} got {tries[answered]['reply'][:60]}; "
+        f"banned after {answered} refused guess(es): guess {answered + 1} got {tries[answered]['reply'][:60]}; "
         f"fail2ban's {jail} jail holds {ip}; its nftables rule rejected {ban.get('rejected', 0)} packet(s)",
         **details,
     )

@@ -58,6 +58,10 @@ def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
     probes = sorted({f["flow"] for f in on_ports if f.get("client_bytes", 1) == 0})
     if not flows:
         return failed(f"no flow on ports {t.ports} was captured: nothing proves TLS")
+    # a ClientHello the server answered with no ServerHello: a handshake it refused (a
+    # scanner trying suites the policy does not have), no data crossed
+    refused = [f for f in flows if not f.get("tls") and f.get("client_versions")]
+    flows = [f for f in flows if f not in refused]
     bad = []
     for f in flows:
         if not f.get("tls"):
@@ -72,6 +76,7 @@ def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
         return failed(f"{len(bad)} of {len(flows)} flow(s) fail: " + "; ".join(bad[:5]), flows=facts, probes=probes)
     versions = sorted({str(f.get("version")) for f in flows})
     extra = f"; {len(probes)} connection(s) without client data ignored" if probes else ""
+    extra += f"; {len(refused)} handshake(s) the server refused (a scanner's probes)" if refused else ""
     return passed(f"{len(flows)} flow(s), all TLS ({', '.join(versions)}){extra}", flows=facts, probes=probes)
 
 
@@ -105,10 +110,12 @@ def _mail(analysis: dict[str, Any]) -> Outcome:
     found = analysis.get("plaintext_mail", [])
     if found:
         first = found[0]
+        subjects = sorted({str(f.get("subject")) for f in found})
         return failed(
-            f"{len(found)} message(s) crossed in clear, first: {first.get('subject')!r} on {first.get('link')} "
-            f"packet {first.get('packet')} ({first.get('flow')})",
+            f"{len(subjects)} message(s) crossed in clear (seen on {len(found)} link capture(s)), first: "
+            f"{first.get('subject')!r} on {first.get('link')} packet {first.get('packet')} ({first.get('flow')})",
             findings=found,
+            subjects=subjects,
         )
     return passed("no SMTP flow sent DATA before TLS")
 
