@@ -226,6 +226,8 @@ class Lab:
             with ThreadPoolExecutor(max_workers=min(32, len(self.services))) as pool:
                 list(pool.map(stop, reversed(self.services)))
         self.services = []
+        if self.dep is not None:
+            self.dep.keys.close()
         if self.network is not None:
             self.teardown_problems += self.network.stop()
             self.network = None

@@ -40,6 +40,12 @@ def _body(v: str) -> str:
     return v
 
 
+def _file_name(v: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v):
+        raise ValueError(hinted(f"'{v}' is not a plain file name", "letters, digits, '.', '_' and '-', like eicar.com"))
+    return v
+
+
 #: one line of text: no CR, LF or other control characters
 Line = Annotated[str, Field(max_length=998), AfterValidator(_one_line)]
 Address = Annotated[str, AfterValidator(_address)]
@@ -80,7 +86,7 @@ class Reject(Strict):
 class Attachment(Strict):
     """A file attached to a message (application/octet-stream), e.g. the EICAR test file."""
 
-    name: Annotated[str, Field(pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")] = Field(description="its file name")
+    name: Annotated[str, AfterValidator(_file_name)] = Field(description="its file name, e.g. invoice.pdf")
     text: Body = Field(description="its content, as text")
 
 

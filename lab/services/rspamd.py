@@ -55,7 +55,7 @@ PER_INSTANCE = ("rspamd.history", "rspamd_dynamic", "stats.ucl")
 class Rspamd(Service):
     daemon = "rspamd"
     roles = ("mail",)
-    stage = 22  # before BIND: it loads while the other daemons start
+    stage = 22  # after the firewall, before BIND: it loads while the other daemons start
     ready_by: ClassVar[int] = 100  # waited for at the end of the bring-up
     ready_timeout = 120.0  # a cold start (no warmed DBDIR yet) takes 20-40 s
     commands = ("rspamd", "rspamadm")
