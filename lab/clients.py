@@ -46,10 +46,7 @@ def _tls_facts(obj: Any) -> dict[str, Any]:
         return {}
 
 
-async def _send(p: dict[str, Any]) -> dict[str, Any]:
-    import aiosmtplib
-
-    out: dict[str, Any] = {"ok": False, "stage": "connect"}
+def _message(p: dict[str, Any]) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = p["sender"]
     msg["To"] = ", ".join(p["to"])
@@ -59,6 +56,14 @@ async def _send(p: dict[str, Any]) -> dict[str, Any]:
     msg.set_content(p["body"])
     for a in p.get("attach", []):
         msg.add_attachment(a["text"].encode(), maintype="application", subtype="octet-stream", filename=a["name"])
+    return msg
+
+
+async def _send(p: dict[str, Any]) -> dict[str, Any]:
+    import aiosmtplib
+
+    out: dict[str, Any] = {"ok": False, "stage": "connect"}
+    msg = _message(p)
     ctx = _tls_context(p["ca_file"], p.get("keylog"))
     implicit = p["tls"] == "implicit"
     client = aiosmtplib.SMTP(

@@ -25,8 +25,10 @@ from lab.services.base import MAILNODE, TEMPLATES, Deployment, Service, Template
 from lab.services.clamav import Clamd
 from lab.services.dhcp import Kea
 from lab.services.dns import Bind
+from lab.services.fail2ban import Fail2ban
 from lab.services.frr import Frr
 from lab.services.mail import VMAIL_GID, VMAIL_UID, Postfix, ssha512
+from lab.services.middlebox import StartTlsStrip
 from lab.services.rspamd import Rspamd
 
 # --- contexts: the services' own templates(), on stand-ins for the node and the run --------
@@ -299,7 +301,9 @@ def all_contexts(plan: Plan) -> list[tuple[Path, str, dict[str, Any]]]:
         "trust_anchor": {"flags": "257", "protocol": "3", "algorithm": "13", "key": "AAAA"},
     }
     extra = [
-        (t.directory, t.name, t.context) for cls in (Rspamd, Clamd) for t in templates_of(plan, cls, "mail").values()
+        (t.directory, t.name, t.context)
+        for cls in (Rspamd, Clamd, Fail2ban, StartTlsStrip)
+        for t in templates_of(plan, cls, "mail").values()
     ]
     return [
         (TEMPLATES, "frr-zebra.conf.j2", ZEBRA_CONTEXT),
@@ -318,7 +322,6 @@ def all_contexts(plan: Plan) -> list[tuple[Path, str, dict[str, Any]]]:
 
 def test_every_template_is_covered() -> None:
     found = {p.relative_to(p.parents[1]).as_posix() for p in [*MAILNODE.glob("*/*.j2"), *TEMPLATES.glob("*.j2")]}
-    found -= {"templates/strip-nftables.conf.j2"}  # rendered by test_starttls_strip_ruleset
     covered = {f"{d.name}/{n}" for d, n, _ in all_contexts(load_star())}
     # nftables.conf.j2 is rendered through render_ruleset (test_firewall_ruleset below)
     assert found == covered | {"templates/nftables.conf.j2"}
