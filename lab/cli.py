@@ -114,7 +114,7 @@ def _print_overrides(rows: list[dict[str, Any]]) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from lab.model.load import load_topology
+    from lab.model.load import file_kind, load_topology
     from lab.model.mailconfig import overrides_of
     from lab.model.scenario import load_scenario
     from lab.model.yamlload import load_file
@@ -126,7 +126,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             doc = load_file(f)
             data = doc.data if isinstance(doc.data, dict) else {}
-            kind = "scenario" if "steps" in data or ("topology" in data and "nodes" not in data) else "topology"
+            kind = file_kind(data)
+            if kind in ("rubric", "catalogue"):
+                text = _validate_other(kind, f)
+                out.append({"file": f, "valid": True, "kind": kind, "problems": [], "overrides": []})
+                if not args.json:
+                    print(text)
+                continue
             if kind == "scenario":
                 s = load_scenario(f)
                 topo = s.topology
@@ -148,6 +154,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
     return status
+
+
+def _validate_other(kind: str, f: str) -> str:
+    """A rubric or the lab catalogue: loaded with its own checks (it names files that must exist)."""
+    if kind == "rubric":
+        from lab.model.rubric import load_rubric
+
+        r = load_rubric(f)
+        return (
+            f"{f}: valid rubric '{r.data.name}' ({len(r.data.checks)} checks, {r.max_points:g} points, "
+            f"scenarios {', '.join(r.scenarios)})"
+        )
+    from lab.model.catalogue import load_catalogue
+
+    labs = load_catalogue(Path(f))
+    return f"{f}: valid lab catalogue ({len(labs)} labs)"
 
 
 def cmd_clean(args: argparse.Namespace) -> int:

@@ -21,29 +21,9 @@ import time
 from email.message import EmailMessage
 from typing import Any
 
-
-def _tls_context(ca_file: str, keylog: str | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=ca_file)  # verification stays on
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if keylog:
-        ctx.keylog_filename = keylog
-    return ctx
-
-
-def _tls_facts(obj: Any) -> dict[str, Any]:
-    if obj is None:
-        return {}
-    try:
-        cipher = obj.cipher()
-        cert = obj.getpeercert() or {}
-        return {
-            "tls_version": obj.version(),
-            "cipher": cipher[0] if cipher else None,
-            "peer_subject": dict(x[0] for x in cert.get("subject", ())).get("commonName"),
-            "peer_san": [v for k, v in cert.get("subjectAltName", ())],
-        }
-    except Exception:
-        return {}
+from lab.attackclients import bruteforce, flood, scan, smtp_probe
+from lab.clienttls import tls_context as _tls_context
+from lab.clienttls import tls_facts as _tls_facts
 
 
 class Dialogue(list[str]):
@@ -74,6 +54,8 @@ def _message(p: dict[str, Any]) -> bytes:
     msg["Message-ID"] = p["message_id"]
     msg["Date"] = email.utils.formatdate(localtime=False)
     msg.set_content(p["body"])
+    for a in p.get("attach", []):
+        msg.add_attachment(a["text"].encode(), maintype="application", subtype="octet-stream", filename=a["name"])
     return msg.as_bytes()
 
 
@@ -320,6 +302,7 @@ def _fetch_pop(p: dict[str, Any], out: dict[str, Any], talk: Dialogue) -> None:
 
 def resolve(p: dict[str, Any]) -> dict[str, Any]:
     import dns.exception
+    import dns.flags
     import dns.rcode
     import dns.resolver
 
@@ -331,8 +314,10 @@ def resolve(p: dict[str, Any]) -> dict[str, Any]:
     out["nameservers"] = [str(s) for s in res.nameservers]
     t0 = time.monotonic()
     try:
+        res.use_edns(0, dns.flags.DO, 1232)
         ans = res.resolve(p["query"], p["type"], search=True, raise_on_no_answer=False)
         out["rcode"] = dns.rcode.to_text(ans.response.rcode())
+        out["ad"] = bool(ans.response.flags & dns.flags.AD)
         out["answers"] = [r.to_text() for r in ans] if ans.rrset is not None else []
         out["ok"] = True
     except dns.resolver.NXDOMAIN:
@@ -346,137 +331,6 @@ def resolve(p: dict[str, Any]) -> dict[str, Any]:
         out["error"] = f"{type(exc).__name__}: {exc}"
     out["seconds"] = round(time.monotonic() - t0, 4)
     return out
-
-
-def smtp_probe(p: dict[str, Any]) -> dict[str, Any]:
-    """A raw SMTP dialogue, exactly as written: what a relay tester or a spammer
-    sends.  EHLO (and STARTTLS if asked), MAIL FROM, RCPT TO for each recipient,
-    never DATA.  Records every reply code."""
-    import socket
-
-    out: dict[str, Any] = {"ok": False, "stage": "connect", "replies": []}
-    t0 = time.monotonic()
-
-    def reply(f: Any) -> tuple[int, str]:
-        lines = []
-        while True:
-            line = f.readline().decode(errors="replace")
-            if not line:
-                raise OSError("connection closed")
-            lines.append(line.rstrip("\r\n"))
-            if len(line) < 4 or line[3] != "-":
-                break
-        return int(lines[-1][:3]), "\n".join(lines)
-
-    def cmd(sock: Any, f: Any, text: str) -> tuple[int, str]:
-        sock.sendall(text.encode() + b"\r\n")
-        code, msg = reply(f)
-        out["replies"].append({"sent": text, "code": code, "reply": msg})
-        return code, msg
-
-    def extensions(text: str) -> list[str]:
-        return sorted({ln[4:].split()[0].upper() for ln in text.splitlines()[1:] if len(ln) > 4})
-
-    try:
-        sock = socket.create_connection((p["server"], p["port"]), timeout=p.get("timeout", 10))
-        f = sock.makefile("rb")
-        code, banner = reply(f)
-        out["banner"] = banner
-        out["stage"] = "ehlo"
-        code, text = cmd(sock, f, f"EHLO {p.get('helo', 'probe.invalid')}")
-        out["ehlo_before_tls"] = extensions(text)
-        out["ehlo"] = out["ehlo_before_tls"]
-        if p.get("starttls"):
-            out["stage"] = "starttls"
-            code, _ = cmd(sock, f, "STARTTLS")
-            if code != 220:
-                raise OSError(f"STARTTLS refused ({code})")
-            ctx = _tls_context(p["ca_file"], p.get("keylog"))
-            sock = ctx.wrap_socket(sock, server_hostname=p["server"])
-            f = sock.makefile("rb")
-            out.update(_tls_facts(sock))
-            code, text = cmd(sock, f, f"EHLO {p.get('helo', 'probe.invalid')}")
-            out["ehlo"] = extensions(text)
-        out["stage"] = "mail"
-        code, _ = cmd(sock, f, f"MAIL FROM:{p['mail_from']}")
-        out["mail_code"] = code
-        out["rcpt"] = {}
-        if code < 400:
-            out["stage"] = "rcpt"
-            for rcpt in p["rcpt"]:
-                code, text = cmd(sock, f, f"RCPT TO:{rcpt}")
-                out["rcpt"][rcpt] = {"code": code, "reply": text}
-            cmd(sock, f, "RSET")
-        cmd(sock, f, "QUIT")
-        sock.close()
-        out["ok"] = True
-        out["stage"] = "done"
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        out["error"] = f"{type(exc).__name__}: {exc}"
-    out["seconds"] = round(time.monotonic() - t0, 4)
-    return out
-
-
-async def _flood(p: dict[str, Any]) -> dict[str, Any]:
-    """Many messages over several concurrent authenticated connections."""
-    import aiosmtplib
-
-    ctx = _tls_context(p["ca_file"], None)
-    ids = [f"<{p['label']}-{i}.{p['run_id']}@mail-lab.test>" for i in range(p["count"])]
-    accepted: list[str] = []
-    errors: list[str] = []
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for mid in ids:
-        queue.put_nowait(mid)
-
-    async def worker() -> None:
-        client = aiosmtplib.SMTP(
-            hostname=p["server"],
-            port=p["port"],
-            start_tls=False,
-            tls_context=ctx,
-            timeout=p.get("timeout", 60),
-            local_hostname=p.get("helo"),
-        )
-        try:
-            await client.connect()
-            await client.ehlo()
-            await client.starttls()
-            await client.ehlo()
-            await client.login(p["login"], p["password"])
-            while not queue.empty():
-                mid = queue.get_nowait()
-                msg = EmailMessage()
-                msg["From"] = p["sender"]
-                msg["To"] = ", ".join(p["to"])
-                msg["Subject"] = f"{p['subject']} {mid}"
-                msg["Message-ID"] = mid
-                msg.set_content(p["body"])
-                try:
-                    await client.send_message(msg)
-                    accepted.append(mid)
-                except aiosmtplib.SMTPException as exc:
-                    errors.append(f"{mid}: {exc}")
-            await client.quit()
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            errors.append(f"connection: {type(exc).__name__}: {exc}")
-        finally:
-            if client.is_connected:
-                client.close()
-
-    t0 = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(p["connections"])))
-    return {
-        "ok": not errors and len(accepted) == len(ids),
-        "accepted": accepted,
-        "errors": errors[:50],
-        "error_count": len(errors),
-        "seconds": round(time.monotonic() - t0, 4),
-    }
-
-
-def flood(p: dict[str, Any]) -> dict[str, Any]:
-    return asyncio.run(_flood(p))
 
 
 def probe(p: dict[str, Any]) -> dict[str, Any]:
@@ -554,6 +408,8 @@ KINDS = {
     "flood": flood,
     "probe": probe,
     "listen": listen,
+    "bruteforce": bruteforce,
+    "scan": scan,
 }
 
 

@@ -18,9 +18,10 @@ PACKAGES=(
   kea-dhcp4-server isc-dhcp-client
   tcpdump nftables openssl ca-certificates frr tshark chromium
   traceroute iputils-tracepath mtr-tiny swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl s-nail curl
+  rspamd clamav-daemon fail2ban sslscan
   python3 python3-venv python3-pip
 )
-SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server)
+SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server rspamd clamav-daemon clamav-freshclam fail2ban)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -57,7 +58,8 @@ fi
 # The stock instances, if a previous install started any, would hold ports in the
 # root namespace; the lab never uses them.  Stop them by their own pid files.
 for pidf in /run/dovecot/master.pid /var/spool/postfix/pid/master.pid /run/named/named.pid \
-            /run/kea/kea-dhcp4.kea-dhcp4.pid; do
+            /run/kea/kea-dhcp4.kea-dhcp4.pid /run/rspamd/rspamd.pid /run/clamav/clamd.pid \
+            /run/clamav/freshclam.pid /run/fail2ban/fail2ban.pid; do
   if [ -s "$pidf" ]; then
     pid=$(tr -dc 0-9 < "$pidf")
     if [ -n "$pid" ] && [ "$(readlink /proc/"$pid"/ns/net 2>/dev/null)" = "$(readlink /proc/self/ns/net)" ]; then

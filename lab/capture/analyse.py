@@ -148,6 +148,38 @@ def plaintext_credentials(flows: Iterable[Flow] | PcapLike) -> list[dict[str, An
     return findings
 
 
+def plaintext_mail(flows: Iterable[Flow] | PcapLike) -> list[dict[str, Any]]:
+    """Every SMTP flow that carried a message (DATA) in clear: no TLS from the start and
+    none accepted before the DATA command.  The harm of a stripped STARTTLS."""
+    if isinstance(flows, (str, Path, Parsed)):
+        flows = _parsed(flows).flows
+    out = []
+    for f in flows:
+        if not f.kept or f.proto != 6 or protocol_of(f) != "smtp":
+            continue
+        c2s = f.stream(C2S)
+        if looks_like_tls(c2s.data):
+            continue
+        st = find_starttls(f, "smtp")
+        clear = c2s.data[: st.c2s_at] if st is not None and st.accepted else c2s.data
+        m = re.search(rb"(?im)^DATA\r?\n", clear)
+        if m is None:
+            continue
+        subject = re.search(rb"(?im)^Subject: ?([^\r\n]*)", clear[m.end() :])
+        out.append(
+            {
+                "link": f.link,
+                "flow": f.name,
+                "packet": c2s.packet_at(m.start()),
+                "client": f.key[1],
+                "server": f.key[3],
+                "subject": subject.group(1).decode(errors="replace") if subject else None,
+                "bytes_in_clear": len(clear) - m.end(),
+            }
+        )
+    return out
+
+
 # -- path and NAT --------------------------------------------------------------------------------
 _KEY = re.compile(r"^(\w+)\s+\[?([0-9a-fA-F.:]+?)\]?:(\d+)\s*>\s*\[?([0-9a-fA-F.:]+?)\]?:(\d+)$")
 
@@ -342,6 +374,7 @@ def _analyse_pcap(pcap: PcapLike, keylog: KeyLogLike, *, link: str | None, servi
         "flows": [f.to_dict() for f in p.flows],
         "tls": [tls_facts(f, kl) for f in p.flows if f.kept and f.packets > 0],
         "credentials": plaintext_credentials(p.flows),
+        "plaintext_mail": plaintext_mail(p.flows),
     }
     if services:
         out["dhcp"] = dhcp(p)
@@ -359,5 +392,6 @@ def analyse_captures(pcaps_by_link: Mapping[str, PcapLike], keylog: KeyLogLike =
     return {
         "links": links,
         "credentials": [c for v in links.values() for c in v["credentials"]],
+        "plaintext_mail": [c for v in links.values() for c in v["plaintext_mail"]],
         "tls": [t for v in links.values() for t in v["tls"]],
     }

@@ -142,7 +142,8 @@ def handshake_messages(buf: bytes) -> list[tuple[int, bytes]]:
 class Hello:
     random: bytes = b""
     legacy_version: int = 0
-    ciphers: list[int] = field(default_factory=list)  # the server's choice (client's offer not kept)
+    ciphers: list[int] = field(default_factory=list)  # the server's choice
+    offered: list[int] = field(default_factory=list)  # the client's offer
     versions: list[int] = field(default_factory=list)  # supported_versions extension
     sni: str | None = None
     alpn: list[str] = field(default_factory=list)
@@ -159,7 +160,8 @@ def parse_hello(body: bytes, client: bool) -> Hello:
         sid = body[off]
         off += 1 + sid
         if client:
-            n = int.from_bytes(body[off : off + 2], "big")  # offered suites: skipped, not reported
+            n = int.from_bytes(body[off : off + 2], "big")
+            h.offered = [int.from_bytes(body[i : i + 2], "big") for i in range(off + 2, off + 2 + n - 1, 2)]
             off += 2 + n
             off += 1 + body[off]  # compression methods
         else:
@@ -414,6 +416,10 @@ def analyse_tls(c2s: bytes, s2c: bytes, keylog: KeyLog | None = None) -> dict[st
     if ch is not None:
         out["sni"] = ch.sni
         out["client_versions"] = [VERSIONS.get(v, hex(v)) for v in (ch.versions or [ch.legacy_version])]
+        # the suites offered, without the GREASE and signalling values (0x?A?A, 0x00FF, 0x5600)
+        out["client_ciphers"] = [
+            cipher_name(c) for c in ch.offered if (c & 0x0F0F) != 0x0A0A and c not in (0x00FF, 0x5600)
+        ]
         if ch.alpn:
             out["alpn_offered"] = ch.alpn
     if sh is None:

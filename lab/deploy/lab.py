@@ -27,6 +27,7 @@ from lab.runtime.node import LabNode
 from lab.runtime.rundir import RunDir, claim_prefix, new_run_id
 from lab.services.base import Deployment, Service
 from lab.services.dhcp import Dhclient
+from lab.services.keys import LabKeys
 from lab.services.pki import LabCA
 from lab.services.registry import services_for, stages
 
@@ -114,21 +115,27 @@ class Lab:
         t0 = time.monotonic()
         check_environment(self.plan)
         self.notes = impair.check_supported(self.plan)  # refuses what cannot be honoured
+        self.notes += [n for h in self.plan.mail.values() for n in h.notes]  # protections not applied
         self.run = claim_prefix(self.run_id, self.requested_prefix)
         self.progress(f"claimed name prefix {self.run.prefix} (run {self.run_id})")
         ca = LabCA(self.run.state / "pki")
+        keys = LabKeys()
+        keys.prepare([d for h in self.plan.mail.values() if h.filtering for d in h.domains])
 
         self.progress("building the network")
         t = time.monotonic()
         self.network = LabNetwork(self.plan, self.run)
         self.network.build(self._private_dirs)
         self.timings["network"] = time.monotonic() - t
-        self.dep = Deployment(self.plan, self.run, ca, self.network.nodes)
+        self.dep = Deployment(self.plan, self.run, ca, self.network.nodes, keys=keys)
         if on_network is not None:
             on_network(self)
         self.loss_rules = impair.apply_loss(self.network.nodes, self.plan)
+        later: list[Service] = []
         for stage, entries in stages(self.plan):
-            self._stage(stage, [cls.from_plan(self.network.nodes[name], self.dep) for name, cls in entries])
+            later = self._await(later, t0, before=stage)
+            self._stage(stage, [cls.from_plan(self.network.nodes[name], self.dep) for name, cls in entries], later)
+        self._await(later, t0)
         self.ready_at = time.monotonic()
         self.timings["ready"] = self.ready_at - t0
         self.progress(f"lab ready in {self.timings['ready']:.2f} s")
@@ -139,8 +146,18 @@ class Lab:
             out += [d for d in cls.private_dirs(ndir) if d not in out]
         return out
 
-    def _stage(self, stage: int, services: list[Service]) -> None:
-        """Render and check each service, start them all, then wait for each to answer."""
+    def _await(self, later: list[Service], t0: float, before: int | None = None) -> list[Service]:
+        """Wait for the services started earlier whose readiness is due before ``before``
+        (all of them when None); return the others."""
+        due = [s for s in later if before is None or (s.ready_by or 0) <= before]
+        for svc in due:
+            svc.wait_ready(svc.ready_timeout)
+            self.timings[f"{svc.node.name}/{svc.daemon}"] = time.monotonic() - t0
+        return [s for s in later if s not in due]
+
+    def _stage(self, stage: int, services: list[Service], later: list[Service]) -> None:
+        """Render and check each service, start them all, then wait for each to answer
+        (or leave it in ``later`` when it is due only at a later stage)."""
         t = time.monotonic()
         names = ", ".join(sorted({s.daemon for s in services}))
         self.progress(f"stage {stage}: {names} on {len(services)} node(s): render, check, start")
@@ -151,6 +168,9 @@ class Lab:
             self.services.append(svc)
             svc.start()
         for svc in services:
+            if svc.ready_by is not None and svc.ready_by > stage:
+                later.append(svc)
+                continue
             svc.wait_ready(svc.ready_timeout)
             self.timings[f"{svc.node.name}/{svc.daemon}"] = time.monotonic() - t
 
@@ -206,6 +226,8 @@ class Lab:
             with ThreadPoolExecutor(max_workers=min(32, len(self.services))) as pool:
                 list(pool.map(stop, reversed(self.services)))
         self.services = []
+        if self.dep is not None:
+            self.dep.keys.close()
         if self.network is not None:
             self.teardown_problems += self.network.stop()
             self.network = None

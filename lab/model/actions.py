@@ -40,6 +40,12 @@ def _body(v: str) -> str:
     return v
 
 
+def _file_name(v: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v):
+        raise ValueError(hinted(f"'{v}' is not a plain file name", "letters, digits, '.', '_' and '-', like eicar.com"))
+    return v
+
+
 #: one line of text: no CR, LF or other control characters
 Line = Annotated[str, Field(max_length=998), AfterValidator(_one_line)]
 Address = Annotated[str, AfterValidator(_address)]
@@ -55,6 +61,10 @@ DAEMONS: dict[str, tuple[str, ...]] = {
     "kea-dhcp4": ("dhcp",),
     "frr": ("router", "firewall"),
     "nftables": ("firewall",),
+    "rspamd": ("mail",),
+    "clamd": ("mail",),
+    "fail2ban": ("mail",),
+    "starttls-strip": ("router", "firewall"),
 }
 
 
@@ -70,6 +80,14 @@ class Reject(Strict):
 
     code: int = Field(ge=200, le=599)
     stage: Literal["connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data"] | None = None
+    says: Line | None = Field(None, description="text the refusal must contain, e.g. 'Gtube pattern' (why it refused)")
+
+
+class Attachment(Strict):
+    """A file attached to a message (application/octet-stream), e.g. the EICAR test file."""
+
+    name: Annotated[str, AfterValidator(_file_name)] = Field(description="its file name, e.g. invoice.pdf")
+    text: Body = Field(description="its content, as text")
 
 
 class Send(Action):
@@ -85,6 +103,7 @@ class Send(Action):
     to: list[Address] = Field(min_length=1, max_length=1000)
     subject: Line = "mail-lab test message"
     body: Body = "Hello from mail-lab.\n"
+    attach: list[Attachment] = Field(default_factory=list, max_length=10, description="files attached to the message")
     message: Name | None = Field(None, description="a label later steps use to refer to this message")
     reject: Reject | None = Field(None, description="expect the server to refuse (negative test)")
     timeout: float = Field(20, gt=0, le=600)
@@ -123,10 +142,14 @@ class Dns(Action):
 
     on: Name
     query: Name
-    type: Literal["A", "AAAA", "MX", "NS", "PTR", "SOA", "CNAME", "TXT"] = "A"
+    type: Literal["A", "AAAA", "MX", "NS", "PTR", "SOA", "CNAME", "TXT", "TLSA", "DNSKEY", "DS"] = "A"
     server: Name | None = Field(None, description="ask this server instead of the host's resolv.conf")
     expect: list[Line] | None = Field(None, description="the exact set of answers (text form)")
+    contains: Line | None = Field(None, description="some answer holds this text (a key made per run, say)")
     rcode: Literal["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"] = "NOERROR"
+    validated: bool | None = Field(
+        None, description="true: the answer carries the AD bit (DNSSEC-validated); false: it must not"
+    )
 
     def title(self) -> str:
         """The step's name in reports when the scenario gives none."""
@@ -141,10 +164,14 @@ class Expect(Action):
     count: int | None = Field(None, ge=0)
     message: Name | None = None
     headers: dict[Name, Line] = Field(default_factory=dict)
+    header_has: dict[Name, list[Line]] = Field(
+        default_factory=dict,
+        description="header: texts it must contain (whitespace folded), e.g. Authentication-Results: [dkim=pass]",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> "Expect":
-        if self.count is None and self.message is None and not self.headers:
+        if self.count is None and self.message is None and not self.headers and not self.header_has:
             raise ValueError("an expect step needs at least one of count, message, headers")
         return self
 
@@ -253,7 +280,9 @@ class ServiceState(Action):
     """Stop or start a daemon on a node (fault labs: the DNS server or Dovecot is down)."""
 
     node: Name
-    daemon: Literal["postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables"]
+    daemon: Literal[
+        "postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables", "rspamd", "clamd", "fail2ban", "starttls-strip"
+    ]
     state: Literal["stop", "start"]
 
     def title(self) -> str:
@@ -339,6 +368,43 @@ class Flood(Action):
         """The step's name in reports when the scenario gives none."""
         s = self
         return f"{s.on}: {s.count} messages over {s.connections} connection(s) to {', '.join(s.to)}"
+
+
+class BruteForce(Action):
+    """Guess a password over and over from one host, a new connection each time, until
+    the server stops answering (a ban) or the guesses run out."""
+
+    on: Name
+    server: Name = Field(description="the mail node (name or host name)")
+    protocol: Literal["submission", "imaps", "pop3s"] = "submission"
+    login: Address
+    attempts: int = Field(8, ge=1, le=50)
+    expect: Literal["banned", "answered"] = Field(
+        description="banned: the server stops answering after some failures; answered: every guess got an answer"
+    )
+    timeout: float = Field(120, gt=0, le=600)
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: {s.attempts} password guesses for {s.login} over {s.protocol} ({s.expect})"
+
+
+class Scan(Action):
+    """A real TLS scanner (sslscan) from a host against server ports: protocols and suites
+    offered, and the verdict of the server's TLS policy on each port."""
+
+    on: Name
+    server: Name
+    ports: list[PortNumber] = Field(min_length=1, max_length=16)
+    policy: Literal["intermediate"] = "intermediate"
+    expect: Literal["holds", "broken"] = Field("holds", description="broken: the scanner must find a weakness")
+    timeout: float = Field(120, gt=0, le=600)
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: sslscan {s.server} on {', '.join(map(str, s.ports))} ({s.policy} {s.expect})"
 
 
 class Flush(Action):
@@ -435,11 +501,23 @@ class WireDhcp(Strict):
     clients: Literal["all"] | list[Name] = "all"
 
 
+class WireSuites(Strict):
+    """Every TLS flow to these ports: the suites the client offered and the one the server
+    chose; the chosen one must hold the policy (TLS 1.2+, AEAD, no aNULL/NULL/EXPORT/RC4/3DES)."""
+
+    ports: list[PortNumber] = Field(default_factory=lambda: [465, 587, 993, 995], min_length=1)
+    policy: Literal["intermediate"] = "intermediate"
+
+
 class Wire(Strict):
     """Assertions proved from the captured packets, checked after the last step."""
 
     tls: WireTls | None = None
+    suites: WireSuites | None = None
     no_plaintext_auth: bool = False
+    no_plaintext_mail: bool = Field(
+        False, description="no SMTP flow carried a message (DATA) before TLS: nothing crossed in clear"
+    )
     path: list[WirePath] = Field(default_factory=list)
     nat: WireNat | None = None
     dhcp: WireDhcp | None = None
@@ -449,8 +527,12 @@ class Wire(Strict):
         names = []
         if self.tls is not None:
             names.append(f"wire: TLS >= {self.tls.min_version} on ports {', '.join(map(str, self.tls.ports))}")
+        if self.suites is not None:
+            names.append(f"wire: suites on ports {', '.join(map(str, self.suites.ports))}")
         if self.no_plaintext_auth:
             names.append("wire: no credentials in clear")
+        if self.no_plaintext_mail:
+            names.append("wire: no mail in clear")
         names += [f"wire: path {p.from_} -> {p.to}:{p.port} via {', '.join(p.via)}" for p in self.path]
         if self.nat is not None:
             names.append(f"wire: NAT on {self.nat.node}")
@@ -476,6 +558,8 @@ ACTIONS: dict[str, type[Action]] = {
     "smtp": Smtp,
     "flood": Flood,
     "flush": Flush,
+    "bruteforce": BruteForce,
+    "scan": Scan,
     "log": Log,
     "firewall_matrix": FirewallMatrix,
     "impair": Impair,

@@ -23,6 +23,17 @@ def _looks_like_a_scenario(data: dict[str, Any]) -> bool:
     return "steps" in data or ("topology" in data and "nodes" not in data)
 
 
+def file_kind(data: Any) -> str:
+    """What a lab file is, from its top-level keys: topology, scenario, rubric or catalogue."""
+    if not isinstance(data, dict):
+        return "topology"
+    if "checks" in data and ("scenarios" in data or "submission" in data) and "nodes" not in data:
+        return "rubric"
+    if "labs" in data and "nodes" not in data and "steps" not in data:
+        return "catalogue"
+    return "scenario" if _looks_like_a_scenario(data) else "topology"
+
+
 def load_topology(
     path: str | Path, *, routing: str | None = None, params: dict[str, Any] | None = None, src: Located | None = None
 ) -> Topology:

@@ -25,6 +25,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from lab.model.tlspolicy import INTERMEDIATE_TLS12, weakness
+
 DATA = Path(__file__).parent / "data"
 
 PROGRAM = (
@@ -49,7 +51,7 @@ _POSTFIX_DENIED: list[tuple[str, str]] = [
         PROGRAM,
     ),
     (
-        r"\w*transport|\w*transport_maps|content_filter|default_filter_nexthop|\w*milters|smtpd_milter_maps|"
+        r"\w*transport|\w*transport_maps|content_filter|default_filter_nexthop|milter_\w+_macros|smtpd_milter_maps|"
         r"smtpd_proxy_filter|\w*_sasl_type|\w*fallback_relay",
         OUTSIDE,
     ),
@@ -97,6 +99,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}")
 _SERVICE = re.compile(r"([a-z0-9][a-z0-9_.-]{0,39})/(inet|unix|unix-dgram|fifo|pass)/([a-z0-9][a-z0-9_-]{0,79})")
 MAX_VALUE = 1000
+#: the only milter a mail node may have: the lab's own rspamd on the node's loopback
+LAB_MILTER = "inet:127.0.0.1:11332"
+MILTER_SETTINGS = ("smtpd_milters", "non_smtpd_milters")
+_MILTER_VALUES = ("", LAB_MILTER, "$smtpd_milters")
 
 
 @cache
@@ -165,6 +171,10 @@ def value_problem(value: str, *, daemon: str, spaces: bool = True) -> tuple[str,
 
 def assert_safe(daemon: str, key: str, value: str, *, spaces: bool = True) -> None:
     """The services' last line of defence: refuse to write what validation would refuse."""
+    if daemon == "postfix" and key.rpartition("/")[2] in MILTER_SETTINGS:
+        if value.strip() not in _MILTER_VALUES:
+            raise ValueError(f"refusing to write postfix setting {key!r}: only the lab's own milter")
+        return
     bad = value_problem(value, daemon=daemon, spaces=spaces)
     if bad or not re.fullmatch(r"[a-z0-9][a-z0-9_/.-]{0,200}", key):
         raise ValueError(f"refusing to write {daemon} setting {key!r}: {bad[0] if bad else 'not a setting name'}")
@@ -245,6 +255,17 @@ def check(section: str, settings: dict[str, str]) -> list[Refusal]:
                 )
             )
             continue
+        if daemon == "postfix" and param in MILTER_SETTINGS:
+            if value.strip() not in _MILTER_VALUES:
+                out.append(
+                    Refusal(
+                        section,
+                        key,
+                        f"'{param}' may only be the lab's own rspamd ({LAB_MILTER}) or empty: {OUTSIDE}",
+                        f"write '{param}: \"\"' to switch the filtering off, or '{LAB_MILTER}'",
+                    )
+                )
+            continue
         bad = value_problem(value, daemon=daemon, spaces=section != "postfix_master")
         if bad:
             out.append(Refusal(section, key, *bad))
@@ -275,7 +296,11 @@ REFERENCE: dict[str, str] = {
     "postfix:smtpd_helo_required": "yes",
     "postfix:disable_vrfy_command": "yes",
     "postfix:smtpd_tls_ciphers": "medium",
-    "postfix:smtpd_tls_mandatory_ciphers": "medium",
+    "postfix:smtpd_tls_mandatory_ciphers": "high",
+    "postfix:tls_high_cipherlist": ":".join(INTERMEDIATE_TLS12),
+    "postfix:smtpd_milters": LAB_MILTER,
+    "postfix:non_smtpd_milters": "$smtpd_milters",
+    "postfix:milter_default_action": "tempfail",
     "submission/inet:smtpd_tls_security_level": "encrypt",
     "submission/inet:smtpd_tls_auth_only": "yes",
     "submission/inet:smtpd_sasl_auth_enable": "yes",
@@ -283,6 +308,7 @@ REFERENCE: dict[str, str] = {
     "submission/inet:smtpd_sender_restrictions": "reject_non_fqdn_sender,reject_sender_login_mismatch,reject_unlisted_sender",
     "submission/inet:smtpd_recipient_restrictions": "reject_non_fqdn_recipient,reject_unlisted_recipient",
     "submissions/inet:smtpd_tls_wrappermode": "yes",
+    "submissions/inet:smtpd_tls_security_level": "encrypt",
     "submissions/inet:smtpd_tls_auth_only": "yes",
     "submissions/inet:smtpd_relay_restrictions": "permit_sasl_authenticated,reject",
     "submissions/inet:smtpd_sender_restrictions": "reject_non_fqdn_sender,reject_sender_login_mismatch,reject_unlisted_sender",
@@ -295,7 +321,8 @@ REFERENCE: dict[str, str] = {
     "dovecot:auth_verbose_passwords": "no",
     "dovecot:auth_debug_passwords": "no",
     "dovecot:login_trusted_networks": "",
-    "dovecot:ssl_cipher_list": "ALL:!kRSA:!SRP:!kDHd:!DSS:!aNULL:!eNULL:!EXPORT:!DES:!3DES:!MD5:!PSK:!RC4:!ADH:!LOW@STRENGTH",
+    "dovecot:ssl_cipher_list": ":".join(INTERMEDIATE_TLS12),
+    "dovecot:ssl_prefer_server_ciphers": "no",
 }
 
 #: what each security-relevant setting protects (shown next to a changed value)
@@ -329,6 +356,10 @@ PROTECTS: dict[str, str] = {
     "auth_debug_passwords": "passwords written to the log",
     "login_trusted_networks": "networks allowed to log in without TLS",
     "ssl_cipher_list": "the cipher suites offered",
+    "tls_high_cipherlist": "the cipher suites where TLS is required (587, 465)",
+    "smtpd_milters": "SPF, DKIM and DMARC checks, spam and virus filtering (rspamd)",
+    "non_smtpd_milters": "DKIM signing of locally submitted mail",
+    "milter_default_action": "what happens to mail when the filter does not answer",
 }
 
 _LEVEL = {"none": 0, "may": 1, "encrypt": 2, "dane": 2, "dane-only": 3, "fingerprint": 3, "verify": 3, "secure": 3}
@@ -409,8 +440,20 @@ _WEAKER: dict[str, Callable[[str, str], bool]] = {
     "auth_verbose_passwords": lambda v, ref: v.strip().lower() not in ("no", ""),
     "auth_debug_passwords": lambda v, ref: _yes(v),
     "login_trusted_networks": lambda v, ref: bool(v.strip()),
-    "ssl_cipher_list": lambda v, ref: bool(re.search(r"(?<![!\-])\b(aNULL|eNULL|NULL|EXPORT|RC4|DES|3DES|LOW)\b", v)),
+    "ssl_cipher_list": lambda v, ref: _weak_ciphers(v),
+    "tls_high_cipherlist": lambda v, ref: _weak_ciphers(v),
+    "smtpd_milters": lambda v, ref: not v.strip(),
+    "non_smtpd_milters": lambda v, ref: not v.strip(),
+    "milter_default_action": lambda v, ref: v.strip() == "accept",
 }
+
+
+def _weak_ciphers(v: str) -> bool:
+    """A cipher list that names a weak class (aNULL, RC4...), or a suite the intermediate
+    profile does not have (a CBC suite, say)."""
+    if re.search(r"(?<![!\-])\b(aNULL|eNULL|NULL|EXPORT|RC4|DES|3DES|LOW|ALL|DEFAULT|MEDIUM)\b", v):
+        return True
+    return any(w and not w.startswith(("!", "-", "+", "@")) and weakness("TLSv1.2", w) for w in re.split(r"[:\s,]+", v))
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,12 @@ class MailHost:
     hostname: str
     domains: list[str]
     users: list[MailUser]
+    filtering: bool = False  # rspamd + ClamAV as its milter
+    dane: bool = False  # smtp_tls_security_level = dane (its resolver validates DNSSEC)
+    fail2ban: bool = False
+    tls_policy: str = "intermediate"
+    #: why a protection the topology asks for is not applied here (shown in the report)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -148,7 +154,10 @@ def make_plan(topo: Topology) -> Plan:
     scopes = _scopes(topo, nodes)
     fixed = {r.node: r.address for s in scopes for r in s.reservations}
     every_zone, delegations = zones(topo.data, topo.subnets, nodes, fixed)
-    plan = Plan(topo, nodes, every_zone, scopes, _mail(topo, nodes), delegations)
+    # a server that delegates other domains' names recurses (and validates) for them; one
+    # that only delegates reverse zones answers its own names authoritatively, with no AD bit
+    recursing = {srv for srv, fs in delegations.items() if any(not f.zone.endswith(".arpa") for f in fs)}
+    plan = Plan(topo, nodes, every_zone, scopes, _mail(topo, nodes, recursing), delegations)
     plan.firewalls = {fw: firewall_plan(plan, fw) for fw in topo.data.firewalls}
     plan.routing = routing_plans(topo.routing, routers)
     return plan
@@ -248,7 +257,7 @@ def _scopes(topo: Topology, nodes: dict[str, NodePlan]) -> list[DhcpScope]:
     return out
 
 
-def _mail(topo: Topology, nodes: dict[str, NodePlan]) -> dict[str, MailHost]:
+def _mail(topo: Topology, nodes: dict[str, NodePlan], recursing: set[str]) -> dict[str, MailHost]:
     mail: dict[str, MailHost] = {}
     for dom, md in topo.data.domains.items():
         host = mail.setdefault(md.mail, MailHost(md.mail, nodes[md.mail].fqdn, [], []))
@@ -257,6 +266,18 @@ def _mail(topo: Topology, nodes: dict[str, NodePlan]) -> dict[str, MailHost]:
     for name, n in nodes.items():
         if n.role == "mail" and name not in mail:
             mail[name] = MailHost(name, n.fqdn, [], [])
+    sec = topo.data.security
+    validating = {str(n.ip) for n in nodes.values() if n.name in recursing and sec.dnssec}
+    for host in mail.values():
+        host.filtering, host.fail2ban, host.tls_policy = sec.filtering, sec.fail2ban, sec.tls_policy
+        resolvers = nodes[host.node].dns_servers
+        host.dane = sec.dane and bool(resolvers) and set(resolvers) <= validating
+        if sec.dane and not host.dane:
+            host.notes.append(
+                f"DANE not enabled on {host.node}: its resolver ({', '.join(resolvers) or 'none'}) answers the "
+                "other domains' names from its own zones, authoritatively (no AD bit), and Postfix would silently "
+                "fall back to opportunistic TLS; smtp_tls_security_level stays 'may'"
+            )
     return mail
 
 

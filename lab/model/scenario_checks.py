@@ -275,7 +275,35 @@ def _daemon(r: Refs, s: Any, where: PathKey) -> list[Problem]:
         ]
     if s.daemon == "frr" and r.plan.topology.routing.mode == "static":
         return [r.p(where + ("daemon",), "routing is static: no FRR runs in this topology")]
+    host = r.plan.mail.get(s.node)
+    missing = {
+        "rspamd": (host is not None and not host.filtering, "security.filtering is off"),
+        "clamd": (host is not None and not host.filtering, "security.filtering is off"),
+        "fail2ban": (host is not None and not host.fail2ban, "security.fail2ban is off"),
+        "starttls-strip": (
+            r.plan.topology.data.nodes[s.node].middlebox != "starttls-strip",
+            f"'{s.node}' has no 'middlebox: starttls-strip'",
+        ),
+    }.get(s.daemon, (False, ""))
+    if missing[0]:
+        return [r.p(where + ("daemon",), f"'{s.node}' runs no {s.daemon}: {missing[1]}")]
     return []
+
+
+@checks("bruteforce", "scan")
+def _target_server(r: Refs, s: Any, where: PathKey) -> list[Problem]:
+    node = r.node_named(s.server)
+    if node is None:
+        return []  # _server said so
+    if getattr(s, "protocol", None) is not None and node.role != "mail":
+        return [r.p(where + ("server",), f"'{s.server}' is not a mail node: it takes no logins")]
+    out = []
+    for j, port in enumerate(getattr(s, "ports", [])):
+        listens = LISTENS.get(node.role, set())
+        fwd = r.forwards_to(node, port)
+        if port not in listens and not (fwd is not None and port in LISTENS.get(fwd.role, set())):
+            out.append(r.p(where + ("ports", j), f"nothing on '{s.server}' listens on port {port}"))
+    return out
 
 
 def check_wire(w: Wire, plan: Plan, src: Located) -> list[Problem]:

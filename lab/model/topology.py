@@ -31,7 +31,16 @@ MAX_NODES = 2000  # what one 2-core machine builds in about a minute
 MAX_LINKS = 20000
 MAX_SUBNETS = 20000
 
-__all__ = ["DOMAIN_RE", "NAME_RE", "ROUTING_ROLES", "USER_RE", "Topology", "TopologyFile"]
+__all__ = [
+    "DOMAIN_RE",
+    "MIDDLEBOXES",
+    "NAME_RE",
+    "ROUTING_ROLES",
+    "USER_RE",
+    "MailSecurity",
+    "Topology",
+    "TopologyFile",
+]
 
 
 def _ipv4(value: str, what: str) -> ipaddress.IPv4Address:
@@ -124,6 +133,36 @@ class MailConfig(Strict):
         }
 
 
+class MailSecurity(Strict):
+    """How far the lab's mail can be trusted: authenticity, filtering, DNSSEC and DANE, bans.
+
+    Every protection here is one the reference server has; a weakened companion topology
+    turns them off to show the harm (docs/labs/attacks.md)."""
+
+    filtering: bool = Field(
+        False,
+        description="rspamd as the milter of every mail node: DKIM signing with a key made per run, SPF, DKIM "
+        "and DMARC checked on receipt (Authentication-Results), GTUBE refused, ClamAV with the lab's own "
+        "signatures (EICAR refused at SMTP time); SPF and DMARC records published",
+    )
+    dmarc: Literal["reject", "quarantine", "none"] = Field("reject", description="the DMARC policy published")
+    dnssec: bool = Field(False, description="BIND signs every zone; resolvers validate against the lab root's key")
+    dane: bool = Field(
+        False,
+        description="TLSA records for every MX and smtp_tls_security_level = dane where the resolver validates",
+    )
+    fail2ban: bool = Field(False, description="fail2ban bans a source after failed logins (submission, IMAP, POP3)")
+    maxretry: int = Field(3, ge=1, le=100, description="fail2ban: failures before a ban")
+    tls_policy: Literal["intermediate", "legacy"] = Field(
+        "intermediate",
+        description="intermediate: Mozilla's profile where TLS is required (465, 587, 993, 995): TLS 1.2+, "
+        "AEAD suites only; legacy: the daemons' defaults",
+    )
+
+
+MIDDLEBOXES = ("starttls-strip",)
+
+
 class Node(Strict):
     role: Role
     address: str | None = Field(None, description="an IPv4 address in the node's subnet, or 'dhcp'")
@@ -141,6 +180,11 @@ class Node(Strict):
         max_length=320,
         description="hosts: the mail account of the person at this host (user@domain, a user of `domains`); "
         "its mail programs (s-nail, swaks) are set up for it. Default: the users of the host's domain in turn",
+    )
+    middlebox: Literal["starttls-strip"] | None = Field(
+        None,
+        description="routers only: an attacker's box on the path; starttls-strip hides STARTTLS from every "
+        "SMTP connection crossing it (a transparent proxy)",
     )
 
     @field_validator("address")
@@ -222,6 +266,9 @@ class TopologyFile(Strict):
     domains: dict[str, MailDomain] = Field(default_factory=dict)
     routing: Literal["static", "ospf", "rip"] | Routing = "static"
     firewalls: dict[str, FirewallPolicy] = Field(default_factory=dict)
+    security: MailSecurity = Field(
+        default_factory=lambda: MailSecurity.model_validate({}), description="mail authenticity, filtering, DNSSEC"
+    )
     params: dict[str, int] = Field(default_factory=dict, description="set by a generator: the sizes used")
 
 

@@ -8,12 +8,28 @@ from dataclasses import dataclass, field
 from lab.model.nodeplan import NodePlan
 from lab.model.topology import Subnet, TopologyFile
 
+#: the DKIM selector of every lab domain (its key is made per run)
+DKIM_SELECTOR = "lab"
+
 
 @dataclass(frozen=True)
 class Record:
+    """One resource record.  ``key`` names a value made per run at deploy (the plan cannot
+    know it): ``dkim:<domain>`` (the DKIM public key), ``tlsa:<mail node>`` (the SHA-256
+    of its TLS key), ``ds:<dns node>:<zone>`` (the zone's signing key); ``value`` is
+    then empty until the deploy fills it in."""
+
     owner: str
     type: str
     value: str
+    key: str | None = None
+
+
+def txt_strings(text: str) -> str:
+    """A TXT value as zone-file text: quoted strings of at most 255 characters."""
+    chunks = [text[i : i + 255] for i in range(0, len(text), 255)] or [""]
+    quoted = ['"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks]
+    return quoted[0] if len(quoted) == 1 else "( " + " ".join(quoted) + " )"
 
 
 @dataclass
@@ -30,6 +46,7 @@ class Forward:
     zone: str
     servers: list[str]
     ns: str = ""  # the authoritative server's host name
+    server: str = ""  # its node name (whose key signs the zone: the DS the parent publishes)
 
 
 def reverse_zone(cidr: str) -> str:
@@ -74,7 +91,9 @@ def zones(
         mine = {z.name for z in every if z.server == srv}
         for z in [*forward.values(), *reverse]:
             if z.name not in mine and z.server != srv and nodes[z.server].ip:
-                delegations.setdefault(srv, []).append(Forward(z.name, [str(nodes[z.server].ip)], nodes[z.server].fqdn))
+                delegations.setdefault(srv, []).append(
+                    Forward(z.name, [str(nodes[z.server].ip)], nodes[z.server].fqdn, z.server)
+                )
     return every, delegations
 
 
@@ -94,6 +113,27 @@ def _forward_zones(
     for dom, md in t.domains.items():
         if dom in out:
             out[dom].records.append(Record("@", "MX", f"10 {nodes[md.mail].fqdn}."))
+            out[dom].records += trust_records(t, dom, nodes)
+    return out
+
+
+def trust_records(t: TopologyFile, dom: str, nodes: dict[str, NodePlan]) -> list[Record]:
+    """SPF, DMARC and the DKIM key of a mail domain (with filtering), the TLSA of its MX (with DANE).
+
+    SPF names the MX's own address and, behind NAT, the public one its mail leaves from."""
+    sec, md = t.security, t.domains[dom]
+    mx = nodes[md.mail]
+    out = []
+    if sec.filtering:
+        ips = [ip for ip in (mx.ip, md.public.address if md.public else None) if ip]
+        spf = " ".join(["v=spf1", *(f"ip4:{ip}" for ip in dict.fromkeys(ips)), "-all"])
+        out += [
+            Record("@", "TXT", spf),
+            Record("_dmarc", "TXT", f"v=DMARC1; p={sec.dmarc}; adkim=r; aspf=r"),
+            Record(f"{DKIM_SELECTOR}._domainkey", "TXT", "", key=f"dkim:{dom}"),
+        ]
+    if sec.dane and mx.fqdn.endswith("." + dom):
+        out.append(Record(f"_25._tcp.{mx.fqdn[: -len(dom) - 1]}", "TLSA", "", key=f"tlsa:{mx.name}"))
     return out
 
 
@@ -111,6 +151,7 @@ def _public_zones(t: TopologyFile, nodes: dict[str, NodePlan]) -> list[Zone]:
         )
         if mx.fqdn.endswith("." + dom):
             pz.records.append(Record(mx.fqdn[: -len(dom) - 1], "A", md.public.address))
+        pz.records += trust_records(t, dom, nodes)
         out.append(pz)
     return out
 

@@ -24,6 +24,25 @@ from typing import Any
 SYSLOG_RE = re.compile(r"^(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d(?:\.\d+)?) (?P<rest>.*)$")
 POSTFIX_RE = re.compile(r"^(?:(?P<host>\S+) )?(?P<prog>postfix(?:/[\w.-]+)*)\[(?P<pid>\d+)\]: (?P<msg>.*)$")
 QID_RE = re.compile(r"^(?P<qid>[0-9A-F]{6,}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{12,}): (?P<what>.*)$")
+RSPAMD_RE = re.compile(
+    r"^(?P<date>\d{4}-\d\d-\d\d) (?P<hms>\d\d:\d\d:\d\d) .*rspamd_task_write_log: id: <(?P<mid>[^>]*)>, "
+    r"qid: <(?P<qid>[^>]*)>.*?\(default: (?P<spam>[TF]) \((?P<action>[^)]*)\): \[(?P<score>[-\d.]+)/(?P<limit>[-\d.]+)\] "
+    r"\[(?P<symbols>[^\]]*)\]"
+)
+#: the symbols a verdict is explained by: what the authenticity checks and the filters said
+VERDICT_SYMBOLS = {
+    "R_DKIM_ALLOW": "DKIM pass",
+    "R_DKIM_REJECT": "DKIM fail",
+    "DKIM_SIGNED": "DKIM-signed here",
+    "R_SPF_ALLOW": "SPF pass",
+    "R_SPF_FAIL": "SPF fail",
+    "R_SPF_SOFTFAIL": "SPF softfail",
+    "DMARC_POLICY_ALLOW": "DMARC pass",
+    "DMARC_POLICY_REJECT": "DMARC reject",
+    "DMARC_POLICY_QUARANTINE": "DMARC quarantine",
+    "GTUBE": "GTUBE test spam",
+    "CLAM_VIRUS": "ClamAV: virus",
+}
 NAMED_RE = re.compile(
     r"^(?P<date>\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d\.\d+) .*?client @\S+ (?P<ip>[\d.]+)#\d+ "
     r"\((?P<name>[^)]*)\): query: (?P<q>\S+) IN (?P<type>\S+)"
@@ -62,6 +81,8 @@ class Logs:
         self.postfix: dict[str, list[Line]] = {}
         self.dovecot: dict[str, list[Line]] = {}
         self.queries: list[tuple[float | None, str, str, str, str, str, int]] = []
+        #: (node, queue id) -> rspamd's verdict on that message at that hop
+        self.verdicts: dict[tuple[str, str], tuple[Line, str]] = {}
         nodes = self.dir / "nodes"
         for node_dir in sorted(nodes.iterdir()) if nodes.is_dir() else []:
             logs = node_dir / "logs"
@@ -69,6 +90,8 @@ class Logs:
                 self.postfix[node_dir.name] = self._syslog(node_dir.name, logs / "postfix.log", postfix=True)
             if (logs / "dovecot.log").is_file():
                 self.dovecot[node_dir.name] = self._syslog(node_dir.name, logs / "dovecot.log", postfix=False)
+            if (logs / "rspamd.log").is_file():
+                self._rspamd(node_dir.name, logs / "rspamd.log")
             for qlog in (logs / "queries.log", logs / "named.log"):
                 if qlog.is_file():
                     self._named(node_dir.name, qlog)
@@ -108,6 +131,25 @@ class Logs:
                 )
             out.append(line)
         return out
+
+    def _rspamd(self, node: str, path: Path) -> None:
+        for k, raw in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            m = RSPAMD_RE.match(raw)
+            if not m:
+                continue
+            try:
+                ts: float | None = (
+                    datetime.strptime(f"{m['date']} {m['hms']}", "%Y-%m-%d %H:%M:%S")
+                    .replace(tzinfo=self.tz)
+                    .timestamp()
+                )
+            except ValueError:
+                ts = None
+            names = [sym.split("(")[0] for sym in m["symbols"].split(",")]
+            said = [VERDICT_SYMBOLS[n] for n in names if n in VERDICT_SYMBOLS]
+            text = f"rspamd: {m['action']}, score {m['score']}/{m['limit']}" + (f": {', '.join(said)}" if said else "")
+            line = Line(node, self._rel(path), k, raw, m["hms"], ts, prog="rspamd")
+            self.verdicts[(node, m["qid"])] = (line, text)
 
     def _named(self, node: str, path: Path) -> None:
         for k, raw in enumerate(path.read_text(errors="replace").splitlines(), 1):
@@ -229,6 +271,12 @@ class _Tracer:
             service = ln.prog.split("/")[-2] if ln.prog.count("/") >= 2 else ln.prog.split("/")[-1]
             if what.startswith("client="):
                 self._session(node, lines, k, service, kv, via)
+                verdict = self.logs.verdicts.get((node, qid))
+                if verdict is not None:
+                    bad = "reject" in verdict[1].split(",")[0]
+                    self.hops.append(
+                        _hop(verdict[0], "milter", verdict[1], queue_id=qid, status="failed" if bad else "ok")
+                    )
             elif what.startswith("message-id="):
                 self.hops.append(_hop(ln, "cleanup", f"message-id {what.split('=', 1)[1]}", queue_id=qid))
             elif what.startswith("from=") and "queue active" in what:

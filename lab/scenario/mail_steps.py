@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ def send(ctx: Context, s: S.Send) -> Outcome:
         "to": s.to,
         "subject": s.subject,
         "body": s.body,
+        "attach": [{"name": a.name, "text": a.text} for a in s.attach],
         "message_id": message_id,
         "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
         "timeout": s.timeout,
@@ -43,6 +45,8 @@ def send(ctx: Context, s: S.Send) -> Outcome:
             return failed(
                 f"refused with {s.reject.code} at stage {r.get('stage')}, expected stage {s.reject.stage}", **r
             )
+        if s.reject.says and s.reject.says.lower() not in str(r.get("error", "")).lower():
+            return failed(f"refused with {r.get('error')!r}, which does not say {s.reject.says!r}", **r)
         return passed(f"refused as expected: {r.get('error')}", **r)
     if not r.get("ok"):
         return failed(f"not accepted at {r.get('stage')}: {r.get('error')}", **r)
@@ -126,6 +130,12 @@ def dns(ctx: Context, s: S.Dns) -> Outcome:
         return failed(f"no answer: {r.get('error')}", **r)
     if r.get("rcode") != s.rcode:
         return failed(f"rcode {r.get('rcode')}, expected {s.rcode}", **r)
+    if s.validated is not None and bool(r.get("ad")) != s.validated:
+        return failed(
+            "the answer is " + ("not DNSSEC-validated (no AD bit)" if s.validated else "marked validated (AD)"), **r
+        )
+    if s.contains is not None and not any(s.contains in a for a in r.get("answers", [])):
+        return failed(f"no answer holds {s.contains!r}: {r.get('answers')}", **r)
     if s.expect is not None:
         got = sorted(a.lower().rstrip() for a in r.get("answers", []))
         want = sorted(e.lower().rstrip() for e in s.expect)
@@ -155,7 +165,15 @@ def expect(ctx: Context, s: S.Expect) -> Outcome:
     for name, value in s.headers.items():
         if not any(m["headers"].get(name.lower()) == value for m in pool):
             return failed(f"no message with {name}: {value!r} in {s.mailbox}", **details)
-    return passed(f"{len(msgs)} message(s) in {s.mailbox}", **details)
+    shown: list[str] = []
+    for name, texts in s.header_has.items():
+        values = [" ".join(m["headers"].get(name.lower(), "").split()) for m in pool]
+        details.setdefault("header_values", {})[name] = values
+        if not any(all(t in v for t in texts) for v in values):
+            have = "; ".join(v for v in values if v) or "no such header"
+            return failed(f"no message whose {name} holds {texts} in {s.mailbox} (it says: {have[:400]})", **details)
+        shown += [f"{name}: {', '.join(texts)}"]
+    return passed(f"{len(msgs)} message(s) in {s.mailbox}" + (f"; {'; '.join(shown)}" if shown else ""), **details)
 
 
 @action("smtp")
@@ -263,3 +281,102 @@ def log_step(ctx: Context, s: S.Log) -> Outcome:
         if hits:
             return failed(f"{len(hits)} line(s) about '{s.message}' contain {s.absent!r}: {hits[0]}", lines=lines[-30:])
     return passed(f"{len(lines)} log line(s) about '{s.message}' as expected", lines=lines[-30:])
+
+
+@action("bruteforce")
+def bruteforce(ctx: Context, s: S.BruteForce) -> Outcome:
+    target = ctx.plan.node_by_fqdn(s.server)
+    assert target is not None  # validation checked it
+    port = {"submission": 587, "imaps": 993, "pop3s": 995}[s.protocol]
+    payload = {
+        "server": s.server,
+        "port": port,
+        "protocol": s.protocol,
+        "login": s.login,
+        "attempts": s.attempts,
+        "connect_timeout": 3,
+        "run": ctx.run_id,
+        "helo": ctx.plan.nodes[s.on].fqdn,
+        "ca_file": str(ctx.lab.dep.ca.ca_file) if ctx.lab.dep else "",
+    }
+    r = ctx.client(s.on, "bruteforce", payload, s.timeout)
+    tries = r.get("tries", [])
+    outcomes = [t["outcome"] for t in tries]
+    answered = outcomes.index("blocked") if "blocked" in outcomes else len(outcomes)
+    details: dict[str, Any] = {"tries": tries, "port": port}
+    if "accepted" in outcomes:
+        return failed(f"guess {outcomes.index('accepted') + 1} was accepted", **details)
+    if s.expect == "answered":
+        if answered < len(outcomes):
+            return failed(f"guess {answered + 1} got no answer: {tries[answered]['reply']}", **details)
+        return passed(f"all {len(tries)} guesses were answered (refused): nothing stopped the guessing", **details)
+    if answered == len(outcomes):
+        return failed(
+            f"all {len(tries)} guesses were answered ({tries[-1]['reply'][:60]}): nothing stopped the guessing",
+            **details,
+        )
+    jail = "postfix" if s.protocol == "submission" else "dovecot"
+    ban = ban_facts(ctx, target.name, jail)
+    details.update(ban)
+    ip = ctx.lab.node(s.on).ip
+    if ip not in ban.get("banned", []):
+        return failed(f"guess {answered + 1} got no answer, but fail2ban's {jail} jail does not hold {ip}", **details)
+    return passed(
+        f"banned after {answered} refused guess(es): guess {answered + 1} got {tries[answered]['reply'][:60]}; "
+        f"fail2ban's {jail} jail holds {ip}; its nftables rule rejected {ban.get('rejected', 0)} packet(s)",
+        **details,
+    )
+
+
+def ban_facts(ctx: Context, node: str, jail: str) -> dict[str, Any]:
+    """What fail2ban on ``node`` holds banned, and how many packets its nftables rules refused."""
+    from lab.services.fail2ban import Fail2ban
+
+    svc = ctx.lab.service(node, Fail2ban)
+    if svc is None:
+        return {"banned": [], "note": f"{node} runs no fail2ban"}
+    r = ctx.lab.node(node).run(["nft", "-j", "list", "table", "inet", "f2b-table"])
+    rejected = 0
+    try:
+        for item in json.loads(r.stdout).get("nftables", []):
+            for expr in item.get("rule", {}).get("expr", []):
+                rejected += expr.get("counter", {}).get("packets", 0)
+    except ValueError:
+        pass
+    return {"banned": svc.banned(jail), "rejected": rejected, "jail": jail}
+
+
+@action("scan")
+def scan(ctx: Context, s: S.Scan) -> Outcome:
+    from lab.model.tlspolicy import Offered, violations
+
+    r = ctx.client(s.on, "scan", {"server": s.server, "ports": s.ports, "timeout": s.timeout - 5}, s.timeout)
+    verdicts: dict[str, Any] = {}
+    broken: list[str] = []
+    for res in r.get("ports", []):
+        port = res["port"]
+        if res.get("error"):
+            verdicts[str(port)] = {"error": res["error"]}
+            broken.append(f"{port}: the scan failed: {res['error'][:120]}")
+            continue
+        found = Offered(res["protocols"], [(c["protocol"], c["cipher"]) for c in res["ciphers"]])
+        v = violations(found)
+        enabled = [p for p, on in res["protocols"].items() if on]
+        verdicts[str(port)] = {
+            "verdict": "holds" if not v else "broken",
+            "protocols": enabled,
+            "ciphers": [f"{c['protocol']} {c['cipher']}" for c in res["ciphers"]],
+            "violations": v,
+        }
+        if v:
+            broken.append(f"{port}: {'; '.join(v[:3])}" + (f" (+{len(v) - 3} more)" if len(v) > 3 else ""))
+    summary = ", ".join(
+        f"{port}: {v.get('verdict', 'error')} ({len(v.get('ciphers', []))} suites, {'/'.join(v.get('protocols', []))})"
+        for port, v in verdicts.items()
+    )
+    details = {"ports": verdicts, "seconds": r.get("seconds")}
+    if s.expect == "holds" and broken:
+        return failed(f"the {s.policy} policy is broken on " + " | ".join(broken), **details)
+    if s.expect == "broken" and not broken:
+        return failed(f"expected a weakness, the scanner found none: {summary}", **details)
+    return passed(f"sslscan: {summary}", **details)

@@ -11,6 +11,7 @@ from typing import Any
 from lab.capture import analyse as A
 from lab.model import scenario as S
 from lab.model.plan import Plan
+from lab.model.tlspolicy import weakness
 from lab.scenario.context import Outcome, failed, passed
 
 VERSION_RANK = {"SSLv3": 0, "TLSv1.0": 1, "TLSv1.1": 2, "TLSv1.2": 3, "TLSv1.3": 4}
@@ -27,8 +28,12 @@ def check(
     outcomes: list[Outcome] = []
     if wire.tls is not None:
         outcomes.append(_tls(wire.tls, analysis))
+    if wire.suites is not None:
+        outcomes.append(_suites(wire.suites, analysis))
     if wire.no_plaintext_auth:
         outcomes.append(_creds(analysis))
+    if wire.no_plaintext_mail:
+        outcomes.append(_mail(analysis))
     outcomes += [_path(pth, plan, links, pcaps) for pth in wire.path]
     if wire.nat is not None:
         outcomes.append(_nat(wire.nat.node, links, pcaps))
@@ -46,6 +51,10 @@ def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
     probes = sorted({f["flow"] for f in on_ports if f.get("client_bytes", 1) == 0})
     if not flows:
         return failed(f"no flow on ports {t.ports} was captured: nothing proves TLS")
+    # a ClientHello the server answered with no ServerHello: a handshake it refused (a
+    # scanner trying suites the policy does not have), no data crossed
+    refused = [f for f in flows if not f.get("tls") and f.get("client_versions")]
+    flows = [f for f in flows if f not in refused]
     bad = []
     for f in flows:
         if not f.get("tls"):
@@ -60,7 +69,48 @@ def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
         return failed(f"{len(bad)} of {len(flows)} flow(s) fail: " + "; ".join(bad[:5]), flows=facts, probes=probes)
     versions = sorted({str(f.get("version")) for f in flows})
     extra = f"; {len(probes)} connection(s) without client data ignored" if probes else ""
+    extra += f"; {len(refused)} handshake(s) the server refused (a scanner's probes)" if refused else ""
     return passed(f"{len(flows)} flow(s), all TLS ({', '.join(versions)}){extra}", flows=facts, probes=probes)
+
+
+def _suites(w: S.WireSuites, analysis: dict[str, Any]) -> Outcome:
+    flows = [
+        f for f in analysis["tls"] if _server_port(f["flow"]) in w.ports and f.get("tls") and f.get("client_bytes", 1)
+    ]
+    if not flows:
+        return failed(f"no TLS flow on ports {w.ports} was captured: nothing proves the suites")
+    bad, facts = [], []
+    for f in flows:
+        chosen = f.get("cipher_openssl") or f.get("cipher") or "?"
+        why = weakness(str(f.get("version")), chosen) if f.get("version") else "no ServerHello"
+        facts.append({k: f.get(k) for k in ("link", "flow", "version", "cipher", "client_ciphers")})
+        if why:
+            bad.append(f"{f['link']}: {f['flow']} chose {f.get('version')} {chosen}: {why}")
+    chosen_set = sorted({f"{f.get('version')} {f.get('cipher')}" for f in flows})
+    offered = sorted({c for f in flows for c in f.get("client_ciphers") or []})
+    if bad:
+        return failed(
+            f"{len(bad)} of {len(flows)} flow(s) break the {w.policy} policy: " + "; ".join(bad[:5]), flows=facts
+        )
+    return passed(
+        f"{len(flows)} flow(s); chosen: {', '.join(chosen_set)}; {len(offered)} suite(s) offered by the clients",
+        flows=facts,
+        offered=offered,
+    )
+
+
+def _mail(analysis: dict[str, Any]) -> Outcome:
+    found = analysis.get("plaintext_mail", [])
+    if found:
+        first = found[0]
+        subjects = sorted({str(f.get("subject")) for f in found})
+        return failed(
+            f"{len(subjects)} message(s) crossed in clear (seen on {len(found)} link capture(s)), first: "
+            f"{first.get('subject')!r} on {first.get('link')} packet {first.get('packet')} ({first.get('flow')})",
+            findings=found,
+            subjects=subjects,
+        )
+    return passed("no SMTP flow sent DATA before TLS")
 
 
 def _creds(analysis: dict[str, Any]) -> Outcome:

@@ -25,6 +25,7 @@ from lab.model.plan import Plan
 from lab.runtime import proc
 from lab.runtime.node import LabNode
 from lab.runtime.rundir import RunDir
+from lab.services.keys import LabKeys
 from lab.services.pki import LabCA
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -58,6 +59,8 @@ class Deployment:
     ca: LabCA
     nodes: dict[str, LabNode]
     fast_retry: bool = True
+    #: DKIM, TLS and DNSSEC keys of this run, made on first use (lab.services.keys)
+    keys: LabKeys = field(default_factory=LabKeys)
 
 
 @dataclass
@@ -97,6 +100,9 @@ class Service:
     roles: ClassVar[tuple[str, ...]] = ()
     #: bring-up order: services of a lower stage are ready before a higher stage starts
     stage: ClassVar[int] = 50
+    #: waited for only before this stage (or at the end of the bring-up): a slow starter
+    #: loads while later stages come up; None: ready before the next stage starts
+    ready_by: ClassVar[int | None] = None
     #: how long readiness may take (seconds)
     ready_timeout: ClassVar[float] = 20.0
     #: the programs it needs on the machine (checked before anything is built)

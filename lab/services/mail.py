@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.model import mailconfig
+from lab.model import mailconfig, tlspolicy
 from lab.model.plan import MailHost
 from lab.runtime.node import netns
 from lab.runtime.rundir import STATE_ROOT
 from lab.services.base import MAILNODE, Service, Template, command_version, read_pid
+from lab.services.rspamd import MILTER
 
 #: (mount point inside the node, folder under the node's dir on the root side)
 MAIL_PRIVATE_DIRS = [
@@ -100,6 +101,11 @@ class Postfix(Service):
             "vmail_uid": VMAIL_UID,
             "vmail_gid": VMAIL_GID,
             "relay_retry": self.dep.fast_retry,
+            "filtering": self.host.filtering,
+            "milter": MILTER,
+            "dane": self.host.dane,
+            "tls_policy": self.host.tls_policy,
+            "intermediate_ciphers": ":".join(tlspolicy.INTERMEDIATE_TLS12),
         }
 
     def templates(self) -> list[Template]:
@@ -117,6 +123,7 @@ class Postfix(Service):
             self.host.domains,
             [self.node.ip or ""][: 1 if self.node.ip else 0],
             self.node.dir / "pki",
+            key=self.dep.keys.tls_key(self.node.name),  # its TLSA record may already be published
         )
         shutil.copyfile(cert.cert, etc / "tls" / "server.crt")
         shutil.copyfile(cert.key, etc / "tls" / "server.key")

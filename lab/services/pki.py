@@ -60,9 +60,17 @@ class LabCA:
         self.ca_file = self.dir / "ca.pem"
         self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, hostname: str, alt_names: list[str], ips: list[str], directory: Path) -> ServerCert:
+    def issue(
+        self,
+        hostname: str,
+        alt_names: list[str],
+        ips: list[str],
+        directory: Path,
+        key: ec.EllipticCurvePrivateKey | None = None,
+    ) -> ServerCert:
+        """A server certificate; ``key`` when its public key is already published (TLSA)."""
         directory.mkdir(parents=True, exist_ok=True)
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = key or ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dict.fromkeys([hostname, *alt_names])]
         sans += [x509.IPAddress(ipaddress.IPv4Address(i)) for i in ips]

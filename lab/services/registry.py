@@ -11,20 +11,28 @@ from __future__ import annotations
 from lab.model.nodeplan import NodePlan
 from lab.model.plan import Plan
 from lab.services.base import Service
+from lab.services.clamav import Clamd
 from lab.services.dhcp import Dhclient, Kea
 from lab.services.dns import Bind
+from lab.services.fail2ban import Fail2ban
 from lab.services.firewall import Firewall
 from lab.services.frr import Frr
 from lab.services.mail import Dovecot, Postfix
 from lab.services.mailclient import MailClient
+from lab.services.middlebox import StartTlsStrip
+from lab.services.rspamd import Rspamd
 
 SERVICES: tuple[type[Service], ...] = (
     Firewall,  # 10: zone firewall and NAT (nftables) on firewall nodes
+    StartTlsStrip,  # 12: an attacker's STARTTLS-stripping proxy on a router (nodes.X.middlebox)
     Frr,  # 20: OSPF or RIP on routers, when the topology routes dynamically
+    Clamd,  # 22: virus scanner of filtering mail nodes (ready by the end)
+    Rspamd,  # 22: the milter of filtering mail nodes: DKIM, SPF, DMARC, spam (ready by the end)
     Bind,  # 30: DNS servers
     Kea,  # 40: DHCP servers
     Postfix,  # 50: mail nodes: MTA and submission
     Dovecot,  # 60: mail nodes: IMAP, POP3, LMTP, SASL
+    Fail2ban,  # 70: bans sources of failed logins on mail nodes (security.fail2ban)
     Dhclient,  # 90: DHCP clients, once the servers answer
     MailClient,  # 95: s-nail and swaks set up for the user of each host (files, no daemon)
 )

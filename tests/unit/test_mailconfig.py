@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from lab.model import mailconfig as M
+from lab.model.tlspolicy import INTERMEDIATE_TLS12
 from lab.services.base import MAILNODE, render_template
 
 CTX = {
@@ -21,6 +22,11 @@ CTX = {
     "vmail_uid": 8,
     "vmail_gid": 8,
     "relay_retry": True,
+    "filtering": True,
+    "milter": "inet:127.0.0.1:11332",
+    "dane": False,
+    "tls_policy": "intermediate",
+    "intermediate_ciphers": ":".join(INTERMEDIATE_TLS12),
 }
 
 

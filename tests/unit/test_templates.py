@@ -25,11 +25,15 @@ from lab.model.load import load_topology
 from lab.model.plan import Plan
 from lab.runtime.node import LabNode
 from lab.services.base import MAILNODE, TEMPLATES, Deployment, Service, Template, render_template
+from lab.services.clamav import Clamd
 from lab.services.dhcp import Kea
 from lab.services.dns import Bind
+from lab.services.fail2ban import Fail2ban
 from lab.services.frr import Frr
 from lab.services.mail import VMAIL_GID, VMAIL_UID, Postfix, ssha512
 from lab.services.mailclient import client_context
+from lab.services.middlebox import StartTlsStrip
+from lab.services.rspamd import Rspamd
 
 # --- contexts: the services' own templates(), on stand-ins for the node and the run --------
 
@@ -291,19 +295,34 @@ RIP_CONTEXT = frr_context("rip", "frr-ripd.conf.j2")
 
 
 def all_contexts(plan: Plan) -> list[tuple[Path, str, dict[str, Any]]]:
+    # every branch on: filtering, DANE, a validating resolver with its trust anchor
+    mail_ctx = {**postfix_context(plan), "filtering": True, "dane": True}
+    named_ctx = {
+        **named_context(plan),
+        "forwards": True,
+        "root_file": "/d/db.root.signed",
+        "dnssec": True,
+        "trust_anchor": {"flags": "257", "protocol": "3", "algorithm": "13", "key": "AAAA"},
+    }
+    extra = [
+        (t.directory, t.name, t.context)
+        for cls in (Rspamd, Clamd, Fail2ban, StartTlsStrip)
+        for t in templates_of(plan, cls, "mail").values()
+    ]
     return [
         (TEMPLATES, "frr-zebra.conf.j2", ZEBRA_CONTEXT),
         (TEMPLATES, "frr-ospfd.conf.j2", OSPF_CONTEXT),
         (TEMPLATES, "frr-ripd.conf.j2", RIP_CONTEXT),
-        (MAILNODE / "postfix", "main.cf.j2", postfix_context(plan)),
-        (MAILNODE / "postfix", "master.cf.j2", postfix_context(plan)),
-        (MAILNODE / "dovecot", "dovecot.conf.j2", postfix_context(plan)),
+        (MAILNODE / "postfix", "main.cf.j2", mail_ctx),
+        (MAILNODE / "postfix", "master.cf.j2", mail_ctx),
+        (MAILNODE / "dovecot", "dovecot.conf.j2", mail_ctx),
         (TEMPLATES, "kea-dhcp4.conf.j2", kea_context(plan)),
-        (TEMPLATES, "named.conf.j2", named_context(plan)),
+        (TEMPLATES, "named.conf.j2", named_ctx),
         (TEMPLATES, "zone.db.j2", zone_context(plan, "projet.dz")),
         (TEMPLATES, "dhclient.conf.j2", {"hostname": "pc1"}),
         (TEMPLATES, "s-nail.rc.j2", client_context(plan, plan.nodes["pc1"])),
         (TEMPLATES, "swaksrc.j2", client_context(plan, plan.nodes["pc1"])),
+        *extra,
     ]
 
 
@@ -373,10 +392,11 @@ class TestSsha512:
 
 def test_named_conf_with_a_lab_root() -> None:
     """A server that must find other lab domains recurses through its own root zone."""
-    text = render_template(TEMPLATES, "named.conf.j2", dir="/d", listen="10.0.1.2", zones=[], forwards=True)
+    base = {"dir": "/d", "listen": "10.0.1.2", "zones": [], "root_file": "/d/db.root", "dnssec": False}
+    text = render_template(TEMPLATES, "named.conf.j2", **base, forwards=True, trust_anchor=None)
     assert "recursion yes;" in text and 'zone "." {' in text and "type primary;" in text
-    assert "recursion no;" not in text
-    text = render_template(TEMPLATES, "named.conf.j2", dir="/d", listen="10.0.1.2", zones=[], forwards=False)
+    assert "recursion no;" not in text and "dnssec-validation no;" in text
+    text = render_template(TEMPLATES, "named.conf.j2", **base, forwards=False, trust_anchor=None)
     assert "recursion no;" in text and 'zone "."' not in text
 
 

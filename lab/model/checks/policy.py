@@ -208,3 +208,32 @@ def _zones(c: Ctx, fw: str) -> list[Problem]:
                 )
             )
     return out
+
+
+def security(c: Ctx) -> list[Problem]:
+    """The mail security knobs: what each one rests on, and middleboxes on routers only."""
+    t, sec, out = c.t, c.t.security, []
+    roles = {v.role for v in t.nodes.values()}
+    if sec.dane and not sec.dnssec:
+        out.append(
+            c.p(
+                ("security", "dane"),
+                "DANE needs DNSSEC: unsigned TLSA records prove nothing, and Postfix ignores them",
+                "add 'dnssec: true' to security, or use MTA-STS instead",
+            )
+        )
+    if sec.dnssec and "dns" not in roles:
+        out.append(c.p(("security", "dnssec"), "dnssec: the topology has no DNS node to sign its zones"))
+    for key in ("filtering", "fail2ban"):
+        if getattr(sec, key) and "mail" not in roles:
+            out.append(c.p(("security", key), f"{key}: the topology has no mail node"))
+    for name, node in t.nodes.items():
+        if node.middlebox is not None and node.role not in ("router", "firewall"):
+            out.append(
+                c.p(
+                    ("nodes", name, "middlebox"),
+                    f"'{name}' is a {node.role}: a middlebox runs on a router on the path",
+                    "put it on a router: " + (", ".join(n for n, v in t.nodes.items() if v.role == "router") or "none"),
+                )
+            )
+    return out

@@ -1,0 +1,70 @@
+"""An attacker's middlebox on a router: the STARTTLS-stripping SMTP proxy (``lab.middlebox``).
+
+The proxy starts first, then an nftables table of its own (``ip labstrip``) redirects
+every TCP connection to port 25 crossing the router to it.  Stopping it (a scenario's
+``service`` step) removes the table first: mail flows directly again.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lab.model.plan import NodePlan, Plan
+from lab.runtime.node import netns
+from lab.services.base import TEMPLATES, Service, Template
+
+PROXY_PORT = 10025
+
+
+class StartTlsStrip(Service):
+    daemon = "starttls-strip"
+    roles = ("router", "firewall")
+    stage = 12
+    commands = ("nft",)
+    child: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def applies(cls, node: NodePlan, plan: Plan) -> bool:
+        return plan.topology.data.nodes[node.name].middlebox == "starttls-strip"
+
+    @property
+    def home(self) -> Path:
+        return self.node.dir / "middlebox"
+
+    def templates(self) -> list[Template]:
+        ctx = {"node": self.node.name, "port": PROXY_PORT}
+        return [Template(TEMPLATES, "strip-nftables.conf.j2", ctx, self.home / "strip-nftables.conf")]
+
+    def check(self) -> None:
+        self.run_checked(["nft", "-c", "-f", str(self.home / "strip-nftables.conf")], "nft -c")
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        log = self.home / "middlebox.log"
+        self.child = self.node.spawn(
+            [sys.executable, "-m", "lab.middlebox", "strip-starttls", str(PROXY_PORT), str(log)], log=self.start_log()
+        )
+        self.pid = self.child.pid
+
+    def wait_ready(self, timeout: float) -> None:
+        def listening() -> bool:
+            with netns(self.node.pid):
+                socket.create_connection(("127.0.0.1", PROXY_PORT), timeout=1).close()
+            return True
+
+        self.poll(listening, timeout, f"listen on port {PROXY_PORT}")
+        self.run_checked(["nft", "-f", str(self.home / "strip-nftables.conf")], "nft -f (the redirect to the proxy)")
+
+    def stop(self) -> list[int]:
+        self.node.run(["nft", "delete", "table", "ip", "labstrip"])
+        left = super().stop()
+        if self.child is not None:
+            self.child.poll()
+        return left
+
+    def logs(self) -> list[Path]:
+        return [self.home / "middlebox.log"]
