@@ -19,7 +19,7 @@ PACKAGES=(
   tcpdump nftables openssl ca-certificates frr tshark chromium
   traceroute iputils-tracepath mtr-tiny swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl s-nail curl
   rspamd clamav-daemon fail2ban sslscan
-  python3 python3-venv python3-pip
+  python3 python3-venv python3-pip python3-distutils
 )
 SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server rspamd clamav-daemon clamav-freshclam fail2ban)
 

@@ -185,7 +185,15 @@ class WaitFor(Action):
     """Wait until a condition holds, polling, up to a timeout (never a bare sleep)."""
 
     condition: Literal[
-        "delivered", "queue_empty", "port_open", "converged", "reachable", "stp_stable", "ospf_full", "deferred"
+        "delivered",
+        "queue_empty",
+        "port_open",
+        "converged",
+        "reachable",
+        "path",
+        "stp_stable",
+        "ospf_full",
+        "deferred",
     ]
     count: int | None = Field(None, ge=1, description="delivered: this many messages of the label (a flood)")
     mailbox: Address | None = None
@@ -193,7 +201,8 @@ class WaitFor(Action):
     node: Name | None = None
     on: Name | None = None
     port: PortNumber | None = None
-    to: Name | None = Field(None, description="reachable: the node, host name or address to ping")
+    to: Name | None = Field(None, description="reachable, path: the node, host name or address to reach")
+    via: list[Name] | None = Field(None, description="path: the routers a trace must cross, in order")
     hold: float = Field(0, ge=0, le=600, description="the condition must stay true this long (s): routing has settled")
     timeout: float = Field(15, gt=0, le=3600)
 
@@ -205,6 +214,7 @@ class WaitFor(Action):
             "port_open": ("on", "node", "port"),
             "converged": (),
             "reachable": ("on", "to"),
+            "path": ("on", "to", "via"),
             "stp_stable": (),
             "ospf_full": (),
             "deferred": ("node", "message"),
@@ -217,6 +227,8 @@ class WaitFor(Action):
     def title(self) -> str:
         """The step's name in reports when the scenario gives none."""
         s = self
+        if s.condition == "path":
+            return f"wait for the path {s.on} -> {s.to} via {', '.join(s.via or [])}"
         return f"wait for {s.condition}" + (f" {s.on} -> {s.to}" if s.condition == "reachable" else "")
 
 

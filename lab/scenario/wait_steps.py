@@ -19,7 +19,7 @@ from lab.runtime.bridge import port_states
 from lab.runtime.node import netns
 from lab.scenario.context import Context, Outcome, action, failed, passed
 from lab.scenario.maillog import message_log
-from lab.scenario.netops import ping, route_table, target_ip
+from lab.scenario.netops import ping, route_table, target_ip, trace
 from lab.services.frr import Frr
 from lab.services.mail import Postfix
 
@@ -143,6 +143,21 @@ def _reachable(ctx: Context, s: S.WaitFor) -> Probe | Outcome:
     def probe() -> tuple[bool, str]:
         r = ping(ctx, on, ip, 1, 0.2, wait=0.5)
         return r["received"] > 0, f"{to} ({ip}) {'answers' if r['received'] else 'silent'}"
+
+    return probe
+
+
+@condition("path")
+def _path(ctx: Context, s: S.WaitFor) -> Probe | Outcome:
+    assert s.on and s.to and s.via is not None
+    ip, on, to, via = target_ip(ctx, s.to), s.on, s.to, s.via
+
+    def probe() -> tuple[bool, str]:
+        hops = trace(ctx, on, ip, 16)
+        routers = [h["node"] or h["address"] for h in hops if not h.get("reached")]
+        reached = bool(hops and hops[-1].get("reached"))
+        shown = " -> ".join([on, *map(str, routers), to if reached else "?"])
+        return reached and routers == via, shown
 
     return probe
 

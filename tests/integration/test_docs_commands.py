@@ -76,9 +76,9 @@ def readers_files(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "student.yaml").write_text((REPO / "topologies" / "dmz.yaml").read_text())
     star = (REPO / "topologies" / "star.yaml").read_text()
     (tmp_path / "bad.yaml").write_text(star.replace("{a: pc1,  b: s1}", "{a: pc1,  b: s2}"))
-    return {n: str(tmp_path / n) for n in ("my-ring.yaml", "student.yaml", "bad.yaml")} | {
-        "ring.svg": str(tmp_path / "ring.svg")
-    }
+    (tmp_path / "roster.csv").write_text("student\nalice\nbob\n")
+    names = ("my-ring.yaml", "student.yaml", "bad.yaml", "roster.csv", "ring.svg", "variants/")
+    return {n: str(tmp_path / n) for n in names}
 
 
 def test_offline_commands(readers_files, no_leaks) -> None:
@@ -91,6 +91,7 @@ def test_offline_commands(readers_files, no_leaks) -> None:
             continue
         assert r.returncode == 0, (cmd.where, cmd.text, r.stdout[-2000:], r.stderr[-2000:])
     assert Path(readers_files["ring.svg"]).read_text().startswith("<svg")
+    assert sorted(p.name for p in Path(readers_files["variants/"]).iterdir()) == ["alice", "bob", "variants.json"]
 
 
 def _readme_output(cmd: DocCommand) -> str:

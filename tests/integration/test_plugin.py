@@ -35,7 +35,7 @@ def test_a_failing_wire_check_is_a_failed_item(no_leaks, tmp_path):
     r = pytest_run("--lab-scenarios", "tests/data/good/weak-auth.yaml", "--lab-reports", str(tmp_path))
     assert r.returncode == 1, r.stdout[-3000:]
     assert "2 failed, 3 passed" in r.stdout, r.stdout[-2000:]
-    assert "FAILED tests/data/good/weak-auth.yaml::wire: credentials" in r.stdout
+    assert "FAILED tests/data/good/weak-auth.yaml::wire: no credentials in clear" in r.stdout
     assert "SMTP AUTH PLAIN" in r.stdout
     assert (tmp_path / "weak-auth" / "pcap").is_dir()
 
