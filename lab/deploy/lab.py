@@ -59,6 +59,12 @@ def check_environment(plan: Plan | None = None) -> None:
         )
 
 
+def _bring_up(svc: Service) -> None:
+    svc.render()
+    svc.check()
+    svc.start()
+
+
 class Lab:
     def __init__(
         self, plan: Plan, *, prefix: str | None = None, run_id: str | None = None, progress: Progress | None = None
@@ -161,12 +167,18 @@ class Lab:
         t = time.monotonic()
         names = ", ".join(sorted({s.daemon for s in services}))
         self.progress(f"stage {stage}: {names} on {len(services)} node(s): render, check, start")
-        for svc in services:
-            svc.render()
-            svc.check()
-        for svc in services:
-            self.services.append(svc)
-            svc.start()
+        # teardown knows each of them, started or not (stopping one never started is a no-op)
+        self.services.extend(services)
+        # each on its own node, side by side: their checks and starts are processes
+        # (two Postfix nodes check and start in the time of one)
+        if len(services) == 1:
+            _bring_up(services[0])
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(services))) as pool:
+                futures = [pool.submit(_bring_up, svc) for svc in services]
+            failed = [f.exception() for f in futures if f.exception() is not None]
+            if failed:
+                raise failed[0]  # type: ignore[misc]
         for svc in services:
             if svc.ready_by is not None and svc.ready_by > stage:
                 later.append(svc)

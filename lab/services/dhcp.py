@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lab.model.nodeplan import NodePlan
 from lab.model.plan import DhcpScope, Plan
@@ -19,6 +19,7 @@ class Kea(Service):
     daemon = "kea-dhcp4"
     roles = ("dhcp",)
     stage = 40
+    ready_by: ClassVar[int] = 90  # the DHCP clients need it answering
     commands = ("kea-dhcp4",)
 
     @property

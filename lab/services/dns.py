@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dns.message
 import dns.query
@@ -23,6 +23,7 @@ class Bind(Service):
     roles = ("dns",)
     commands = ("named", "named-checkconf", "named-checkzone", "rndc-confgen", "dnssec-signzone")
     stage = 30
+    ready_by: ClassVar[int] = 100  # nothing of the bring-up asks it a name: waited for at the end
 
     @property
     def home(self) -> Path:

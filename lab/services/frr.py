@@ -26,7 +26,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lab.model.nodeplan import NodePlan
 from lab.model.plan import Plan
@@ -53,6 +53,7 @@ class Frr(Service):
     daemon = "frr"
     commands = ("vtysh",)
     stage = 20
+    ready_by: ClassVar[int] = 100  # routing converges on its own; scenarios wait for that
 
     @classmethod
     def applies(cls, node: NodePlan, plan: Plan) -> bool:

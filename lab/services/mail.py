@@ -23,7 +23,7 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lab.model import mailconfig, tlspolicy
 from lab.model.plan import MailHost
@@ -64,6 +64,7 @@ class Postfix(Service):
     daemon = "postfix"
     roles = ("mail",)
     stage = 50
+    ready_by: ClassVar[int] = 70  # fail2ban reads its log; nothing else needs it before the end
     commands = ("postfix", "postconf")
 
     @classmethod
@@ -220,6 +221,7 @@ class Dovecot(Service):
     roles = ("mail",)
     commands = ("dovecot", "doveconf")
     stage = 60  # after Postfix: its LMTP and auth sockets live in Postfix's spool
+    ready_by: ClassVar[int] = 70  # fail2ban reads its log
 
     @property
     def host(self) -> MailHost:
