@@ -17,9 +17,14 @@ PACKAGES=(
   bind9 bind9-utils bind9-dnsutils
   kea-dhcp4-server isc-dhcp-client
   tcpdump nftables openssl ca-certificates frr tshark chromium
+  squid nginx openvpn iptables curl
+  libnetfilter-queue-dev build-essential python3-dev
   python3 python3-venv python3-pip
 )
-SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server)
+# squid, nginx (the proxy lab's forward proxy and web server), openvpn (the VPN lab);
+# iptables and libnetfilter-queue-dev (+ a compiler and Python's headers, to build the
+# NetfilterQueue module): the NFQUEUE link-delay helper, for kernels without tc netem
+SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server squid nginx openvpn)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -56,7 +61,7 @@ fi
 # The stock instances, if a previous install started any, would hold ports in the
 # root namespace; the lab never uses them.  Stop them by their own pid files.
 for pidf in /run/dovecot/master.pid /var/spool/postfix/pid/master.pid /run/named/named.pid \
-            /run/kea/kea-dhcp4.kea-dhcp4.pid; do
+            /run/kea/kea-dhcp4.kea-dhcp4.pid /run/squid.pid /run/nginx.pid; do
   if [ -s "$pidf" ]; then
     pid=$(tr -dc 0-9 < "$pidf")
     if [ -n "$pid" ] && [ "$(readlink /proc/"$pid"/ns/net 2>/dev/null)" = "$(readlink /proc/self/ns/net)" ]; then

@@ -92,6 +92,11 @@ class Impairment:
     delay: str | None
     delay_optional: bool
     direction: str  # "out" (the other end is a node that does its own) or "both"
+    jitter: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.node}:{self.iface}"
 
 
 @dataclass
@@ -286,6 +291,7 @@ def impairments(plan: Plan) -> list[Impairment]:
                     link.delay,
                     link.delay_optional,
                     "out" if len(node_ends) == 2 else "both",
+                    link.jitter,
                 )
             )
     return out

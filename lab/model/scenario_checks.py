@@ -232,7 +232,7 @@ def _target(r: Refs, s: Any, where: PathKey) -> list[Problem]:
     return [r.p(where + ("to",), f"'{to}' is neither a node, a host name nor an address", suggest(to, r.hosts))]
 
 
-checks("ping", "probe")(_target)
+checks("ping", "probe", "rtt")(_target)
 
 
 @checks("path")

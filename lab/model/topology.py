@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lab.model.policy import ROUTING_ROLES, FirewallPolicy, Routing
 from lab.model.schema import Strict, hinted
@@ -160,11 +160,17 @@ class Link(Strict):
     )
     bw: float | None = Field(None, gt=0, le=100000, description="bandwidth limit in Mbit/s (HTB)")
     loss: float | None = Field(None, ge=0, le=100, description="packet loss in percent, each direction")
-    delay: str | None = Field(None, description="one-way delay, e.g. '20ms' (needs tc netem in the kernel)")
+    delay: str | None = Field(
+        None,
+        description="one-way delay, e.g. '20ms' (tc netem where the kernel has it, else the NFQUEUE delay helper)",
+    )
+    jitter: str | None = Field(
+        None, description="random variation of the delay, e.g. '2ms' (uniform +-; the helper never reorders)"
+    )
     delay_optional: bool = Field(False, description="build even where the kernel cannot delay (say so, apply nothing)")
     up: bool = Field(True, description="false: the link starts administratively down")
 
-    @field_validator("delay")
+    @field_validator("delay", "jitter")
     @classmethod
     def _delay(cls, v: str | None) -> str | None:
         if v is None:
@@ -172,6 +178,18 @@ class Link(Strict):
         if not re.fullmatch(r"\d{1,6}(\.\d{1,3})?(us|ms|s)", str(v)) or delay_seconds(str(v)) > 10:
             raise ValueError(hinted(f"'{v}' is not a delay", "write it like 20ms (at most 10s)"))
         return str(v)
+
+    @model_validator(mode="after")
+    def _jitter(self) -> "Link":
+        if self.jitter is None:
+            return self
+        if self.delay is None:
+            raise ValueError(hinted("a jitter needs a delay to vary", f"add delay: (at least {self.jitter})"))
+        if delay_seconds(self.jitter) > delay_seconds(self.delay):
+            raise ValueError(
+                hinted(f"jitter {self.jitter} is larger than the delay {self.delay}", "a delay never goes below zero")
+            )
+        return self
 
 
 def delay_seconds(text: str) -> float:

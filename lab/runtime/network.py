@@ -117,6 +117,8 @@ class LabNetwork:
                 params["bw"] = link.bw
             if netem and link.delay:
                 params["delay"] = link.delay
+                if link.jitter:
+                    params["jitter"] = link.jitter
             if netem and link.loss:
                 params["loss"] = link.loss
             cls = TCLink if params else Link

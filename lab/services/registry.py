@@ -11,6 +11,7 @@ from __future__ import annotations
 from lab.model.nodeplan import NodePlan
 from lab.model.plan import Plan
 from lab.services.base import Service
+from lab.services.delay import DelayQueue
 from lab.services.dhcp import Dhclient, Kea
 from lab.services.dns import Bind
 from lab.services.firewall import Firewall
@@ -18,6 +19,7 @@ from lab.services.frr import Frr
 from lab.services.mail import Dovecot, Postfix
 
 SERVICES: tuple[type[Service], ...] = (
+    DelayQueue,  # 5: link delays where the kernel has no netem (NFQUEUE helper)
     Firewall,  # 10: zone firewall and NAT (nftables) on firewall nodes
     Frr,  # 20: OSPF or RIP on routers, when the topology routes dynamically
     Bind,  # 30: DNS servers

@@ -1,0 +1,67 @@
+"""Wire assertions as validated data: what the captured packets must prove after the last step.
+
+Each model checks its own fields; references to the topology are checked by
+``lab.model.scenario_checks.check_wire``; ``lab.scenario.wire`` proves them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lab.model.policy import PortNumber
+from lab.model.schema import Strict
+from lab.model.text import Name
+
+
+class WireTls(Strict):
+    """Every flow to these ports used TLS (STARTTLS or implicit), at least this version."""
+
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    ports: list[PortNumber] = Field(default_factory=lambda: [25, 465, 587, 110, 995, 143, 993], min_length=1)
+
+
+class WirePath(Strict):
+    """The flow from one node to another's port crossed these subnets and routers, in order."""
+
+    from_: Name = Field(alias="from")
+    to: Name
+    port: PortNumber
+    via: list[Name] = Field(min_length=1, description="subnet names and router names, in the order crossed")
+
+
+class WireNat(Strict):
+    """A flow was seen on both sides of this node with rewritten addresses."""
+
+    node: Name
+
+
+class WireDhcp(Strict):
+    """These DHCP hosts (or all) did DISCOVER, OFFER, REQUEST, ACK on the wire."""
+
+    clients: Literal["all"] | list[Name] = "all"
+
+
+class Wire(Strict):
+    """Assertions proved from the captured packets, checked after the last step."""
+
+    tls: WireTls | None = None
+    no_plaintext_auth: bool = False
+    path: list[WirePath] = Field(default_factory=list)
+    nat: WireNat | None = None
+    dhcp: WireDhcp | None = None
+
+    def check_names(self) -> list[str]:
+        """The name of each check, in the order they run (results and rubrics use them)."""
+        names = []
+        if self.tls is not None:
+            names.append(f"wire: TLS >= {self.tls.min_version} on ports {', '.join(map(str, self.tls.ports))}")
+        if self.no_plaintext_auth:
+            names.append("wire: no credentials in clear")
+        names += [f"wire: path {p.from_} -> {p.to}:{p.port} via {', '.join(p.via)}" for p in self.path]
+        if self.nat is not None:
+            names.append(f"wire: NAT on {self.nat.node}")
+        if self.dhcp is not None:
+            names.append("wire: DHCP exchanges")
+        return names
