@@ -13,11 +13,11 @@ from pydantic import Field, model_validator
 
 from lab.model.policy import PortNumber, SinglePort
 from lab.model.schema import Strict
-from lab.model.text import Address, Body, DelayText, Line, Name
-from lab.model.wire import Wire, WireDhcp, WireNat, WirePath, WireTls
+from lab.model.text import Address, Body, DelayText, Line, Name, Url
+from lab.model.wire import Wire, WireDhcp, WireNat, WirePath, WireProxied, WireTls, WireTunnel
 
 # the wire models and text types are re-exported: scenarios name them all as lab.model.scenario.X
-__reexported__ = (Address, Body, Line, Name, Wire, WireDhcp, WireNat, WirePath, WireTls)
+__reexported__ = (Address, Body, Line, Name, Wire, WireDhcp, WireNat, WirePath, WireProxied, WireTls, WireTunnel)
 
 #: which daemons a `service` step may stop or start, and the roles they run on
 #: (lab.services.registry holds the classes; a unit test keeps both lists the same)
@@ -28,6 +28,9 @@ DAEMONS: dict[str, tuple[str, ...]] = {
     "kea-dhcp4": ("dhcp",),
     "frr": ("router", "firewall"),
     "nftables": ("firewall",),
+    "squid": ("proxy",),
+    "nginx": ("web",),
+    "openvpn": ("router", "firewall", "host"),
 }
 
 
@@ -203,6 +206,26 @@ class Rtt(Action):
         return f"{s.on}: round trip to {s.to} ({'the links delays' if s.expect == 'auto' else s.expect} +-{s.tolerance:g}%)"
 
 
+class Http(Action):
+    """Fetch a page with a real HTTP client from a host: directly, or through a proxy
+    (plain HTTP as a proxy request, HTTPS through CONNECT); TLS verified against the lab CA."""
+
+    on: Name
+    url: Url = Field(description="http://host/path or https://host/path (host: a node's name or alias)")
+    proxy: Name | None = Field(None, description="a proxy node (or its host name); omit to connect directly")
+    proxy_port: PortNumber = 3128
+    expect: Literal["ok", "blocked", "unreachable"] = Field(
+        "ok", description="ok: a 2xx page; blocked: the proxy refused it (403); unreachable: no connection at all"
+    )
+    contains: Line | None = Field(None, description="ok: text the page must hold")
+    timeout: float = Field(8, gt=0, le=120)
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: GET {s.url}" + (f" via {s.proxy}" if s.proxy else " directly") + f" ({s.expect})"
+
+
 class PathStep(Action):
     """The routers a packet crosses (TTL probing, like traceroute)."""
 
@@ -246,7 +269,7 @@ class ServiceState(Action):
     """Stop or start a daemon on a node (fault labs: the DNS server or Dovecot is down)."""
 
     node: Name
-    daemon: Literal["postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables"]
+    daemon: Literal["postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables", "squid", "nginx", "openvpn"]
     state: Literal["stop", "start"]
 
     def title(self) -> str:
@@ -421,4 +444,5 @@ ACTIONS: dict[str, type[Action]] = {
     "firewall_matrix": FirewallMatrix,
     "impair": Impair,
     "rtt": Rtt,
+    "http": Http,
 }

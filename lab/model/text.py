@@ -53,3 +53,21 @@ def _delay_text(v: str) -> str:
 
 #: a duration as written in a topology: 20ms, 1.5s, 500us
 DelayText = Annotated[str, AfterValidator(_delay_text)]
+
+
+_URL = re.compile(r"(https?)://([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)(:\d{1,5})?(/[A-Za-z0-9._~/%?=&+-]{0,500})?")
+
+
+def _url(v: str) -> str:
+    if not _URL.fullmatch(v):
+        raise ValueError(
+            hinted(
+                f"'{v}' is not a URL the lab fetches",
+                "write http://www.partenaire.dz/ or https://host/path (lower-case host; no spaces, quotes or fragments)",
+            )
+        )
+    return v
+
+
+#: a URL a step fetches: http or https, a host name, an optional port and a plain path
+Url = Annotated[str, AfterValidator(_url)]

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from lab.model.policy import ROUTING_ROLES, FirewallPolicy, Routing
+from lab.model.proxyvpn import Label, ProxyPolicy, Vpn
 from lab.model.schema import Strict, hinted
 from lab.model.yamlload import Located
 
@@ -24,9 +25,9 @@ NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,14}")
 DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 USER_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
-Role = Literal["host", "switch", "mail", "dns", "dhcp", "router", "firewall"]
-BUILDABLE_ROLES = ("host", "switch", "mail", "dns", "dhcp", "router", "firewall")
-SERVICE_ROLES = ("mail", "dns", "dhcp")
+Role = Literal["host", "switch", "mail", "dns", "dhcp", "router", "firewall", "proxy", "web"]
+BUILDABLE_ROLES = ("host", "switch", "mail", "dns", "dhcp", "router", "firewall", "proxy", "web")
+SERVICE_ROLES = ("mail", "dns", "dhcp", "proxy", "web")
 MAX_NODES = 2000  # what one 2-core machine builds in about a minute
 MAX_LINKS = 20000
 MAX_SUBNETS = 20000
@@ -136,6 +137,11 @@ class Node(Strict):
     domain: str | None = Field(None, description="DNS domain of this node's name (default: the topology's)")
     description: str | None = None
     config: MailConfig | None = Field(None, description="mail nodes: settings that replace the shipped ones")
+    aliases: list[Label] = Field(
+        default_factory=list,
+        max_length=20,
+        description="more names of this node in its domain (DNS A records), e.g. [www, games] for a web server",
+    )
 
     @field_validator("address")
     @classmethod
@@ -232,6 +238,10 @@ class TopologyFile(Strict):
     domains: dict[str, MailDomain] = Field(default_factory=dict)
     routing: Literal["static", "ospf", "rip"] | Routing = "static"
     firewalls: dict[str, FirewallPolicy] = Field(default_factory=dict)
+    proxies: dict[str, ProxyPolicy] = Field(
+        default_factory=dict, description="proxy nodes: who may use them, what they refuse"
+    )
+    vpns: dict[str, Vpn] = Field(default_factory=dict, description="OpenVPN tunnels: site to site, or remote access")
     params: dict[str, int] = Field(default_factory=dict, description="set by a generator: the sizes used")
 
 

@@ -43,6 +43,27 @@ class WireDhcp(Strict):
     clients: Literal["all"] | list[Name] = "all"
 
 
+class WireProxied(Strict):
+    """Requests of a client went through a proxy: client <-> proxy and proxy <-> server
+    are separate connections, and no connection went from the client to the server."""
+
+    client: Name
+    proxy: Name
+    server: Name
+
+
+class WireTunnel(Strict):
+    """A VPN hides what it carries: on these links only the tunnel's encrypted UDP
+    crosses, with no inner (private) address in any IP header, no inner IP header
+    inside a datagram, and no mail protocol in clear; inside the tunnel the inner
+    traffic is seen."""
+
+    vpn: Name = Field(description="the vpns: entry whose tunnel is checked")
+    links: list[Name] = Field(
+        min_length=1, description="the outside links (topology 'a-b' names) that must show nothing inner"
+    )
+
+
 class Wire(Strict):
     """Assertions proved from the captured packets, checked after the last step."""
 
@@ -51,6 +72,8 @@ class Wire(Strict):
     path: list[WirePath] = Field(default_factory=list)
     nat: WireNat | None = None
     dhcp: WireDhcp | None = None
+    proxied: list[WireProxied] = Field(default_factory=list)
+    tunnel: list[WireTunnel] = Field(default_factory=list)
 
     def check_names(self) -> list[str]:
         """The name of each check, in the order they run (results and rubrics use them)."""
@@ -64,4 +87,6 @@ class Wire(Strict):
             names.append(f"wire: NAT on {self.nat.node}")
         if self.dhcp is not None:
             names.append("wire: DHCP exchanges")
+        names += [f"wire: {p.client} -> {p.proxy} -> {p.server}, two connections" for p in self.proxied]
+        names += [f"wire: tunnel {t.vpn} hides its traffic on {', '.join(t.links)}" for t in self.tunnel]
         return names

@@ -343,6 +343,7 @@ def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) 
         "impairments": linkviews.impairments(summary),
         "rtts": linkviews.rtts(summary),
         "handshakes": linkviews.handshakes(summary),
+        "proxies": linkviews.proxy_logs(summary, report_dir),
         "leases": _table(summary.get("leases", []), ("node", "address", "router", "dns", "search")),
         "dns": _table(summary.get("dns_records", []), ("zone", "server", "owner", "type", "value")),
         "firewalls": _firewalls(summary),

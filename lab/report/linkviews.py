@@ -7,6 +7,8 @@ Plain values only; the template lays them out.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 
@@ -70,3 +72,40 @@ def handshakes(summary: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for t in rows
     ]
+
+
+def proxy_logs(summary: dict[str, Any], report_dir: Path) -> list[dict[str, Any]]:
+    """Each proxy's access log (Squid's native format) as rows: who asked for what, and
+    what the proxy did (TCP_MISS: fetched it; TCP_TUNNEL: CONNECT; TCP_DENIED: refused)."""
+    out = []
+    for a in summary.get("artefacts", []):
+        if a.get("daemon") != "squid" or a.get("kind") != "log" or not str(a.get("path", "")).endswith("access.log"):
+            continue
+        try:
+            text = (Path(report_dir) / str(a["path"])).read_text(errors="replace")
+        except OSError:
+            continue
+        rows = []
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) < 10:
+                continue
+            try:
+                when = time.strftime("%H:%M:%S", time.localtime(float(f[0]))) + f[0][f[0].find(".") :]
+            except ValueError:
+                when = f[0]
+            rows.append(
+                {
+                    "time": when,
+                    "ms": f[1],
+                    "client": f[2],
+                    "result": f[3],
+                    "bytes": f[4],
+                    "method": f[5],
+                    "url": f[6],
+                    "upstream": f[8],
+                    "denied": "DENIED" in f[3],
+                }
+            )
+        out.append({"node": a.get("node", ""), "path": a.get("path", ""), "rows": rows})
+    return out

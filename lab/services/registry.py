@@ -17,6 +17,7 @@ from lab.services.dns import Bind
 from lab.services.firewall import Firewall
 from lab.services.frr import Frr
 from lab.services.mail import Dovecot, Postfix
+from lab.services.web import Nginx, Squid
 
 SERVICES: tuple[type[Service], ...] = (
     DelayQueue,  # 5: link delays where the kernel has no netem (NFQUEUE helper)
@@ -26,6 +27,8 @@ SERVICES: tuple[type[Service], ...] = (
     Kea,  # 40: DHCP servers
     Postfix,  # 50: mail nodes: MTA and submission
     Dovecot,  # 60: mail nodes: IMAP, POP3, LMTP, SASL
+    Squid,  # 70: proxy nodes: the forward proxy
+    Nginx,  # 70: web nodes: HTTP and HTTPS
     Dhclient,  # 90: DHCP clients, once the servers answer
 )
 

@@ -19,6 +19,7 @@ LAYERS = {
     "lab.capture": 1,
     "lab.model": 1,
     "lab.clients": 1,
+    "lab.httpclient": 1,
     "lab.runtime": 2,
     "lab.report": 2,
     "lab.services": 3,
