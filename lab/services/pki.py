@@ -60,7 +60,10 @@ class LabCA:
         self.ca_file = self.dir / "ca.pem"
         self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, hostname: str, alt_names: list[str], ips: list[str], directory: Path) -> ServerCert:
+    def issue(
+        self, hostname: str, alt_names: list[str], ips: list[str], directory: Path, *, client: bool = False
+    ) -> ServerCert:
+        """A certificate for ``hostname`` (a server's; ``client``: a TLS client's, e.g. a VPN end)."""
         directory.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
@@ -76,7 +79,10 @@ class LabCA:
             .not_valid_after(now + dt.timedelta(days=30))
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+                critical=False,
+            )
             .sign(self.key, hashes.SHA256())
         )
         cert_file = directory / f"{hostname}.pem"

@@ -17,12 +17,14 @@ from lab.services.dns import Bind
 from lab.services.firewall import Firewall
 from lab.services.frr import Frr
 from lab.services.mail import Dovecot, Postfix
+from lab.services.openvpn import OpenVpn
 from lab.services.web import Nginx, Squid
 
 SERVICES: tuple[type[Service], ...] = (
     DelayQueue,  # 5: link delays where the kernel has no netem (NFQUEUE helper)
     Firewall,  # 10: zone firewall and NAT (nftables) on firewall nodes
     Frr,  # 20: OSPF or RIP on routers, when the topology routes dynamically
+    OpenVpn,  # 25: VPN ends (OpenVPN over TUN)
     Bind,  # 30: DNS servers
     Kea,  # 40: DHCP servers
     Postfix,  # 50: mail nodes: MTA and submission
