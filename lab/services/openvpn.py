@@ -126,7 +126,7 @@ class OpenVpn(Service):
                     "--daemon",
                     f"openvpn-{self.node.name}-{e.vpn}",
                     "--log",
-                    str(d / "openvpn.log"),
+                    str(d / f"openvpn-{e.vpn}.log"),
                 ],
                 f"starting openvpn for {e.vpn}",
                 output=self.start_log(),
