@@ -20,7 +20,12 @@ from lab.services.web import Nginx, Squid
 
 REPO = Path(__file__).resolve().parents[2]
 #: the templates this module renders (test_templates checks every template is covered)
-COVERED = {"templates/squid.conf.j2", "templates/nginx.conf.j2", "templates/site.html.j2"}
+COVERED = {
+    "templates/squid.conf.j2",
+    "templates/nginx.conf.j2",
+    "templates/site.html.j2",
+    "templates/openvpn.conf.j2",
+}
 
 
 def plan_of(name: str):
@@ -151,3 +156,17 @@ def test_the_helper_config_is_plain_numbers(tmp_path: Path) -> None:
     conf = svc.config()
     json.dumps(conf)
     assert [q["delay_ms"] for q in conf["queues"]] == [10.0, 40.0]
+
+
+def test_openvpn_ends_of_both_kinds() -> None:
+    from lab.services.openvpn import OpenVpn
+
+    plan = plan_of("multisite-vpn.yaml")
+    ra = "\n".join(rendered(plan, OpenVpn, "ra").values())
+    assert "tls-server" in ra and "ifconfig 10.8.0.1 10.8.0.2" in ra and "route 10.30.1.0 255.255.255.0" in ra
+    assert "server 10.8.1.0 255.255.255.0" in ra and 'push "route 10.20.1.0 255.255.255.0"' in ra
+    student = "\n".join(rendered(plan, OpenVpn, "student").values())
+    assert "client" in student.split() and "remote 203.0.113.2 1195" in student
+    assert "verify-x509-name ra.projet.dz name" in student and "remote-cert-tls server" in student
+    # the kill switch: what an end reaches through a tunnel is unreachable without it
+    assert plan.nodes["student"].unreachable == ["10.20.1.0/24"] and plan.nodes["ra"].tunnels == ["vpn0", "vpn1"]
