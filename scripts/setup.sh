@@ -19,9 +19,15 @@ PACKAGES=(
   tcpdump nftables openssl ca-certificates frr tshark chromium
   traceroute iputils-tracepath mtr-tiny swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl s-nail curl
   rspamd clamav-daemon fail2ban sslscan
+  squid nginx openvpn iptables
+  libnetfilter-queue-dev build-essential python3-dev
   python3 python3-venv python3-pip python3-distutils
 )
-SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server rspamd clamav-daemon clamav-freshclam fail2ban)
+# squid, nginx (the proxy lab's forward proxy and web server), openvpn (the VPN lab);
+# iptables and libnetfilter-queue-dev (+ a compiler and Python's headers, to build the
+# NetfilterQueue module): the NFQUEUE link-delay helper, for kernels without tc netem
+SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server rspamd clamav-daemon clamav-freshclam fail2ban
+  squid nginx openvpn)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -59,7 +65,7 @@ fi
 # root namespace; the lab never uses them.  Stop them by their own pid files.
 for pidf in /run/dovecot/master.pid /var/spool/postfix/pid/master.pid /run/named/named.pid \
             /run/kea/kea-dhcp4.kea-dhcp4.pid /run/rspamd/rspamd.pid /run/clamav/clamd.pid \
-            /run/clamav/freshclam.pid /run/fail2ban/fail2ban.pid; do
+            /run/clamav/freshclam.pid /run/fail2ban/fail2ban.pid /run/squid.pid /run/nginx.pid; do
   if [ -s "$pidf" ]; then
     pid=$(tr -dc 0-9 < "$pidf")
     if [ -n "$pid" ] && [ "$(readlink /proc/"$pid"/ns/net 2>/dev/null)" = "$(readlink /proc/self/ns/net)" ]; then

@@ -16,7 +16,18 @@ from typing import Any
 from lab.capture.pcap import C2S, S2C, Flow
 from lab.capture.tls import looks_like_tls
 
-PORT_PROTOCOL = {25: "smtp", 587: "smtp", 465: "smtp", 143: "imap", 993: "imap", 110: "pop3", 995: "pop3", 443: "https"}
+PORT_PROTOCOL = {
+    25: "smtp",
+    587: "smtp",
+    465: "smtp",
+    143: "imap",
+    993: "imap",
+    110: "pop3",
+    995: "pop3",
+    443: "https",
+    80: "http",
+    3128: "http-proxy",
+}
 IMPLICIT_TLS_PORTS = frozenset({465, 993, 995, 443})
 
 _LINE = re.compile(rb"[^\n]*\n")
@@ -86,7 +97,28 @@ def find_starttls(flow: Flow, proto: str | None = None) -> StartTLS | None:
     return flow.memo[key]
 
 
+def _find_connect(flow: Flow) -> StartTLS | None:
+    """A proxy's CONNECT: TLS begins after the request's headers and after the reply's."""
+    c2s_stream, s2c_stream = flow.stream(C2S), flow.stream(S2C)
+    c2s, s2c = c2s_stream.data, s2c_stream.data
+    if not c2s.startswith(b"CONNECT "):
+        return None
+    c_end = c2s.find(b"\r\n\r\n")
+    if c_end < 0:
+        return None
+    cmd_packet = c2s_stream.packet_at(0)
+    start = s2c_stream.offset_after(cmd_packet)
+    s_end = s2c.find(b"\r\n\r\n", start)
+    status = s2c[start : s2c.find(b"\r\n", start)].decode("latin-1") if start < len(s2c) else ""
+    if s_end < 0:
+        return StartTLS(0, cmd_packet, status, None, False, c_end + 4, len(s2c))
+    accepted = bool(re.match(r"HTTP/1\.[01] 200", status))
+    return StartTLS(0, cmd_packet, status, s2c_stream.packet_at(start), accepted, c_end + 4, s_end + 4)
+
+
 def _find_starttls(flow: Flow, proto: str | None) -> StartTLS | None:
+    if proto == "http-proxy":
+        return _find_connect(flow)
     if proto not in _STARTTLS_CMD:
         return None
     c2s_stream, s2c_stream = flow.stream(C2S), flow.stream(S2C)

@@ -7,50 +7,30 @@ scenario does not name.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
 from lab.model.policy import PortNumber, SinglePort
-from lab.model.schema import Strict, hinted
+from lab.model.schema import Strict
+from lab.model.text import Address, Body, DelayText, FileName, Line, Name, Url
+from lab.model.wire import Wire, WireDhcp, WireNat, WirePath, WireProxied, WireSuites, WireTls, WireTunnel
 
-
-def _one_line(v: str) -> str:
-    if re.search(r"[\x00-\x1f\x7f]", v):
-        raise ValueError(
-            hinted(
-                "the text holds a line break or another control character",
-                "a header, an address or an SMTP command is one line (CR/LF would inject another)",
-            )
-        )
-    return v
-
-
-def _address(v: str) -> str:
-    _one_line(v)
-    if not re.fullmatch(r"[^\s<>@]{1,64}@[^\s<>@]{1,253}", v):
-        raise ValueError(hinted(f"'{v}' is not a mail address", "write it like alice@projet.dz"))
-    return v
-
-
-def _body(v: str) -> str:
-    if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", v):
-        raise ValueError("the body holds a control character (only line breaks and tabs are text)")
-    return v
-
-
-def _file_name(v: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v):
-        raise ValueError(hinted(f"'{v}' is not a plain file name", "letters, digits, '.', '_' and '-', like eicar.com"))
-    return v
-
-
-#: one line of text: no CR, LF or other control characters
-Line = Annotated[str, Field(max_length=998), AfterValidator(_one_line)]
-Address = Annotated[str, AfterValidator(_address)]
-Body = Annotated[str, Field(max_length=1_000_000), AfterValidator(_body)]
-Name = Annotated[str, Field(max_length=253), AfterValidator(_one_line)]
+# the wire models and text types are re-exported: scenarios name them all as lab.model.scenario.X
+__reexported__ = (
+    Address,
+    Body,
+    Line,
+    Name,
+    Wire,
+    WireDhcp,
+    WireNat,
+    WirePath,
+    WireProxied,
+    WireSuites,
+    WireTls,
+    WireTunnel,
+)
 
 #: which daemons a `service` step may stop or start, and the roles they run on
 #: (lab.services.registry holds the classes; a unit test keeps both lists the same)
@@ -65,6 +45,9 @@ DAEMONS: dict[str, tuple[str, ...]] = {
     "clamd": ("mail",),
     "fail2ban": ("mail",),
     "starttls-strip": ("router", "firewall"),
+    "squid": ("proxy",),
+    "nginx": ("web",),
+    "openvpn": ("router", "firewall", "host"),
 }
 
 
@@ -86,7 +69,7 @@ class Reject(Strict):
 class Attachment(Strict):
     """A file attached to a message (application/octet-stream), e.g. the EICAR test file."""
 
-    name: Annotated[str, AfterValidator(_file_name)] = Field(description="its file name, e.g. invoice.pdf")
+    name: FileName = Field(description="its file name, e.g. invoice.pdf")
     text: Body = Field(description="its content, as text")
 
 
@@ -249,6 +232,46 @@ class Ping(Action):
         return f"{s.on}: ping {s.to} ({s.expect})"
 
 
+class Rtt(Action):
+    """Measure the round-trip time to a node (ping) and compare it with what the
+    topology's link delays add up to along the path the packets take."""
+
+    on: Name
+    to: Name = Field(description="a node, a host name or an address")
+    count: int = Field(20, ge=3, le=1000)
+    interval: float = Field(0.05, ge=0.01, le=10)
+    expect: DelayText | Literal["auto"] = Field(
+        "auto",
+        description="the round trip expected, e.g. '80ms'; auto: twice the delays of the links on the traced path",
+    )
+    tolerance: float = Field(10, gt=0, le=100, description="percent of the expected round trip the median may differ")
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: round trip to {s.to} ({'the links delays' if s.expect == 'auto' else s.expect} +-{s.tolerance:g}%)"
+
+
+class Http(Action):
+    """Fetch a page with a real HTTP client from a host: directly, or through a proxy
+    (plain HTTP as a proxy request, HTTPS through CONNECT); TLS verified against the lab CA."""
+
+    on: Name
+    url: Url = Field(description="http://host/path or https://host/path (host: a node's name or alias)")
+    proxy: Name | None = Field(None, description="a proxy node (or its host name); omit to connect directly")
+    proxy_port: PortNumber = 3128
+    expect: Literal["ok", "blocked", "unreachable"] = Field(
+        "ok", description="ok: a 2xx page; blocked: the proxy refused it (403); unreachable: no connection at all"
+    )
+    contains: Line | None = Field(None, description="ok: text the page must hold")
+    timeout: float = Field(8, gt=0, le=120)
+
+    def title(self) -> str:
+        """The step's name in reports when the scenario gives none."""
+        s = self
+        return f"{s.on}: GET {s.url}" + (f" via {s.proxy}" if s.proxy else " directly") + f" ({s.expect})"
+
+
 class PathStep(Action):
     """The routers a packet crosses (TTL probing, like traceroute)."""
 
@@ -293,7 +316,19 @@ class ServiceState(Action):
 
     node: Name
     daemon: Literal[
-        "postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables", "rspamd", "clamd", "fail2ban", "starttls-strip"
+        "postfix",
+        "dovecot",
+        "named",
+        "kea-dhcp4",
+        "frr",
+        "nftables",
+        "rspamd",
+        "clamd",
+        "fail2ban",
+        "starttls-strip",
+        "squid",
+        "nginx",
+        "openvpn",
     ]
     state: Literal["stop", "start"]
 
@@ -485,74 +520,6 @@ class Sniff(Action):
         return f"{s.on}: sniff {s.between[0]} <-> {s.between[1]} ({s.expect.replace('_', ' ')})"
 
 
-class WireTls(Strict):
-    """Every flow to these ports used TLS (STARTTLS or implicit), at least this version."""
-
-    min_version: Literal["1.2", "1.3"] = "1.2"
-    ports: list[PortNumber] = Field(default_factory=lambda: [25, 465, 587, 110, 995, 143, 993], min_length=1)
-
-
-class WirePath(Strict):
-    """The flow from one node to another's port crossed these subnets and routers, in order."""
-
-    from_: Name = Field(alias="from")
-    to: Name
-    port: PortNumber
-    via: list[Name] = Field(min_length=1, description="subnet names and router names, in the order crossed")
-
-
-class WireNat(Strict):
-    """A flow was seen on both sides of this node with rewritten addresses."""
-
-    node: Name
-
-
-class WireDhcp(Strict):
-    """These DHCP hosts (or all) did DISCOVER, OFFER, REQUEST, ACK on the wire."""
-
-    clients: Literal["all"] | list[Name] = "all"
-
-
-class WireSuites(Strict):
-    """Every TLS flow to these ports: the suites the client offered and the one the server
-    chose; the chosen one must hold the policy (TLS 1.2+, AEAD, no aNULL/NULL/EXPORT/RC4/3DES)."""
-
-    ports: list[PortNumber] = Field(default_factory=lambda: [465, 587, 993, 995], min_length=1)
-    policy: Literal["intermediate"] = "intermediate"
-
-
-class Wire(Strict):
-    """Assertions proved from the captured packets, checked after the last step."""
-
-    tls: WireTls | None = None
-    suites: WireSuites | None = None
-    no_plaintext_auth: bool = False
-    no_plaintext_mail: bool = Field(
-        False, description="no SMTP flow carried a message (DATA) before TLS: nothing crossed in clear"
-    )
-    path: list[WirePath] = Field(default_factory=list)
-    nat: WireNat | None = None
-    dhcp: WireDhcp | None = None
-
-    def check_names(self) -> list[str]:
-        """The name of each check, in the order they run (results and rubrics use them)."""
-        names = []
-        if self.tls is not None:
-            names.append(f"wire: TLS >= {self.tls.min_version} on ports {', '.join(map(str, self.tls.ports))}")
-        if self.suites is not None:
-            names.append(f"wire: suites on ports {', '.join(map(str, self.suites.ports))}")
-        if self.no_plaintext_auth:
-            names.append("wire: no credentials in clear")
-        if self.no_plaintext_mail:
-            names.append("wire: no mail in clear")
-        names += [f"wire: path {p.from_} -> {p.to}:{p.port} via {', '.join(p.via)}" for p in self.path]
-        if self.nat is not None:
-            names.append(f"wire: NAT on {self.nat.node}")
-        if self.dhcp is not None:
-            names.append("wire: DHCP exchanges")
-        return names
-
-
 ACTIONS: dict[str, type[Action]] = {
     "send": Send,
     "fetch": Fetch,
@@ -575,4 +542,6 @@ ACTIONS: dict[str, type[Action]] = {
     "log": Log,
     "firewall_matrix": FirewallMatrix,
     "impair": Impair,
+    "rtt": Rtt,
+    "http": Http,
 }

@@ -46,6 +46,10 @@ class NodePlan:
     interfaces: list[IfacePlan] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     user: str | None = None  # hosts: the mail account of the person there (user@domain)
+    tunnels: list[str] = field(default_factory=list)  # TUN devices of its VPN ends (vpn0 ...)
+    #: networks it reaches only through a tunnel: an unreachable route below the tunnel's,
+    #: so that with the tunnel down their packets are refused here, never sent outside in clear
+    unreachable: list[str] = field(default_factory=list)
 
     @property
     def forwards(self) -> bool:

@@ -16,6 +16,7 @@ from lab.model.fwplan import AllowRule, FirewallPlan, Forwarding, FwZone
 from lab.model.nodeplan import IfacePlan, NodePlan, Route, mac_for
 from lab.model.routes import RoutingPlan, routing_plans, static_routes
 from lab.model.topology import Topology
+from lab.model.vpnplan import TunnelEnd, VpnPlan, vpn_plans
 from lab.model.zones import Forward, Record, Zone, reverse_zone, zones
 
 __all__ = [
@@ -98,6 +99,11 @@ class Impairment:
     delay: str | None
     delay_optional: bool
     direction: str  # "out" (the other end is a node that does its own) or "both"
+    jitter: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.node}:{self.iface}"
 
 
 @dataclass
@@ -110,6 +116,10 @@ class Plan:
     forwards: dict[str, list[Forward]] = field(default_factory=dict)
     firewalls: dict[str, FirewallPlan] = field(default_factory=dict)
     routing: dict[str, RoutingPlan] = field(default_factory=dict)
+    vpns: dict[str, VpnPlan] = field(default_factory=dict)
+
+    def tunnel_ends(self, node: str) -> list[TunnelEnd]:
+        return [e for v in self.vpns.values() for e in v.ends if e.node == node]
 
     @property
     def subnets(self) -> dict[str, ipaddress.IPv4Network]:
@@ -160,6 +170,11 @@ def make_plan(topo: Topology) -> Plan:
     plan = Plan(topo, nodes, every_zone, scopes, _mail(topo, nodes, recursing), delegations)
     plan.firewalls = {fw: firewall_plan(plan, fw) for fw in topo.data.firewalls}
     plan.routing = routing_plans(topo.routing, routers)
+    plan.vpns = vpn_plans(topo.data, {k: s.cidr for k, s in topo.subnets.items()}, nodes)
+    for v in plan.vpns.values():
+        for e in v.ends:
+            nodes[e.node].tunnels.append(e.dev)
+            nodes[e.node].unreachable += [r for r in e.routes if r not in nodes[e.node].unreachable]
     return plan
 
 
@@ -323,6 +338,7 @@ def impairments(plan: Plan) -> list[Impairment]:
                     link.delay,
                     link.delay_optional,
                     "out" if len(node_ends) == 2 else "both",
+                    link.jitter,
                 )
             )
     return out

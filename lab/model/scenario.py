@@ -59,6 +59,7 @@ class Scenario:
 def load_scenario(path: str | Path, topology: str | Path | None = None) -> Scenario:
     """Load and check a scenario.  ``topology`` replaces the one the file names: the
     same scenario graded against a student's topology."""
+    from lab.model import step_checks  # noqa: F401  (registers the checks of the web and tunnel steps)
     from lab.model.scenario_checks import check_refs, check_wire
 
     src = load_file(path)

@@ -20,7 +20,12 @@ from lab.model.yamlload import Located, PathKey
 
 #: what each role's daemons listen on (tcp unless it says udp); a wire TLS check on a
 #: port nothing listens on could only pass, so it is refused
-LISTENS: dict[str, set[int]] = {"mail": {25, 465, 587, 110, 995, 143, 993}, "dns": {53}}
+LISTENS: dict[str, set[int]] = {
+    "mail": {25, 465, 587, 110, 995, 143, 993},
+    "dns": {53},
+    "web": {80, 443},
+    "proxy": {3128},
+}
 MAIL_PORTS = {"send": 587, "flood": 587, "smtp": 25}
 FETCH_PORTS = {"imaps": 993, "pop3s": 995, "imap": 143, "pop3": 110}
 
@@ -232,7 +237,7 @@ def _target(r: Refs, s: Any, where: PathKey) -> list[Problem]:
     return [r.p(where + ("to",), f"'{to}' is neither a node, a host name nor an address", suggest(to, r.hosts))]
 
 
-checks("ping", "probe")(_target)
+checks("ping", "probe", "rtt")(_target)
 
 
 @checks("path")
@@ -337,6 +342,8 @@ def check_wire(w: Wire, plan: Plan, src: Located) -> list[Problem]:
         for j, c in enumerate(w.dhcp.clients):
             if c not in dhcp_hosts:
                 out.append(r.p(("wire", "dhcp", "clients", j), f"'{c}' is not a DHCP host", suggest(c, dhcp_hosts)))
+    out += _wire_proxied(r, w)
+    out += _wire_tunnel(r, w)
     if w.tls is not None:
         listening = {port for n in r.nodes.values() for port in LISTENS.get(n.role, ())}
         for j, port in enumerate(w.tls.ports):
@@ -350,6 +357,32 @@ def check_wire(w: Wire, plan: Plan, src: Located) -> list[Problem]:
                         else "the topology runs no mail or DNS server",
                     )
                 )
+    return out
+
+
+def _wire_proxied(r: Refs, w: Wire) -> list[Problem]:
+    out = []
+    for i, p in enumerate(w.proxied):
+        for key, role in (("client", None), ("proxy", "proxy"), ("server", "web")):
+            ref = getattr(p, key)
+            node = r.nodes.get(ref)
+            if node is None or node.role == "switch":
+                out.append(r.p(("wire", "proxied", i, key), f"unknown node '{ref}'", suggest(ref, r.hosts)))
+            elif role is not None and node.role != role:
+                out.append(r.p(("wire", "proxied", i, key), f"'{ref}' is a {node.role}, not a {role} node"))
+    return out
+
+
+def _wire_tunnel(r: Refs, w: Wire) -> list[Problem]:
+    out = []
+    vpns = r.plan.topology.data.vpns
+    names = {f"{lk.a}-{lk.b}" for lk in r.plan.topology.data.links}
+    for i, t in enumerate(w.tunnel):
+        if t.vpn not in vpns:
+            out.append(r.p(("wire", "tunnel", i, "vpn"), f"no vpn '{t.vpn}' in the topology", suggest(t.vpn, vpns)))
+        for j, link in enumerate(t.links):
+            if link not in names:
+                out.append(r.p(("wire", "tunnel", i, "links", j), f"no link '{link}'", suggest(link, names)))
     return out
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lab.model.policy import ROUTING_ROLES, FirewallPolicy, Routing
+from lab.model.proxyvpn import Label, ProxyPolicy, Vpn
 from lab.model.schema import Strict, hinted
 from lab.model.yamlload import Located
 
@@ -24,9 +25,9 @@ NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,14}")
 DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 USER_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
-Role = Literal["host", "switch", "mail", "dns", "dhcp", "router", "firewall"]
-BUILDABLE_ROLES = ("host", "switch", "mail", "dns", "dhcp", "router", "firewall")
-SERVICE_ROLES = ("mail", "dns", "dhcp")
+Role = Literal["host", "switch", "mail", "dns", "dhcp", "router", "firewall", "proxy", "web"]
+BUILDABLE_ROLES = ("host", "switch", "mail", "dns", "dhcp", "router", "firewall", "proxy", "web")
+SERVICE_ROLES = ("mail", "dns", "dhcp", "proxy", "web")
 MAX_NODES = 2000  # what one 2-core machine builds in about a minute
 MAX_LINKS = 20000
 MAX_SUBNETS = 20000
@@ -186,6 +187,11 @@ class Node(Strict):
         description="routers only: an attacker's box on the path; starttls-strip hides STARTTLS from every "
         "SMTP connection crossing it (a transparent proxy)",
     )
+    aliases: list[Label] = Field(
+        default_factory=list,
+        max_length=20,
+        description="more names of this node in its domain (DNS A records), e.g. [www, games] for a web server",
+    )
 
     @field_validator("address")
     @classmethod
@@ -210,11 +216,17 @@ class Link(Strict):
     )
     bw: float | None = Field(None, gt=0, le=100000, description="bandwidth limit in Mbit/s (HTB)")
     loss: float | None = Field(None, ge=0, le=100, description="packet loss in percent, each direction")
-    delay: str | None = Field(None, description="one-way delay, e.g. '20ms' (needs tc netem in the kernel)")
+    delay: str | None = Field(
+        None,
+        description="one-way delay, e.g. '20ms' (tc netem where the kernel has it, else the NFQUEUE delay helper)",
+    )
+    jitter: str | None = Field(
+        None, description="random variation of the delay, e.g. '2ms' (uniform +-; the helper never reorders)"
+    )
     delay_optional: bool = Field(False, description="build even where the kernel cannot delay (say so, apply nothing)")
     up: bool = Field(True, description="false: the link starts administratively down")
 
-    @field_validator("delay")
+    @field_validator("delay", "jitter")
     @classmethod
     def _delay(cls, v: str | None) -> str | None:
         if v is None:
@@ -222,6 +234,18 @@ class Link(Strict):
         if not re.fullmatch(r"\d{1,6}(\.\d{1,3})?(us|ms|s)", str(v)) or delay_seconds(str(v)) > 10:
             raise ValueError(hinted(f"'{v}' is not a delay", "write it like 20ms (at most 10s)"))
         return str(v)
+
+    @model_validator(mode="after")
+    def _jitter(self) -> "Link":
+        if self.jitter is None:
+            return self
+        if self.delay is None:
+            raise ValueError(hinted("a jitter needs a delay to vary", f"add delay: (at least {self.jitter})"))
+        if delay_seconds(self.jitter) > delay_seconds(self.delay):
+            raise ValueError(
+                hinted(f"jitter {self.jitter} is larger than the delay {self.delay}", "a delay never goes below zero")
+            )
+        return self
 
 
 def delay_seconds(text: str) -> float:
@@ -269,6 +293,10 @@ class TopologyFile(Strict):
     security: MailSecurity = Field(
         default_factory=lambda: MailSecurity.model_validate({}), description="mail authenticity, filtering, DNSSEC"
     )
+    proxies: dict[str, ProxyPolicy] = Field(
+        default_factory=dict, description="proxy nodes: who may use them, what they refuse"
+    )
+    vpns: dict[str, Vpn] = Field(default_factory=dict, description="OpenVPN tunnels: site to site, or remote access")
     params: dict[str, int] = Field(default_factory=dict, description="set by a generator: the sizes used")
 
 

@@ -110,6 +110,8 @@ def _forward_zones(
         ip = addr.get(n.name)
         if ip is not None and n.role != "switch" and n.domain in out:
             out[n.domain].records.append(Record(n.name, "A", ip))
+            for alias in t.nodes[n.name].aliases:
+                out[n.domain].records.append(Record(alias, "A", ip))
     for dom, md in t.domains.items():
         if dom in out:
             out[dom].records.append(Record("@", "MX", f"10 {nodes[md.mail].fqdn}."))

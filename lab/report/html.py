@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from lab.model.plan import Plan
-from lab.report import mailtrace, netviews
+from lab.report import linkviews, mailtrace, netviews
 from lab.report.svg import topology_svg
 
 log = logging.getLogger(__name__)
@@ -340,6 +340,10 @@ def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) 
             if plan is not None and k < len(plan.topology.data.links)
         ],
         "matrices": netviews.matrices(summary),
+        "impairments": linkviews.impairments(summary),
+        "rtts": linkviews.rtts(summary),
+        "handshakes": linkviews.handshakes(summary),
+        "proxies": linkviews.proxy_logs(summary, report_dir),
         "leases": _table(summary.get("leases", []), ("node", "address", "router", "dns", "search")),
         "dns": _table(summary.get("dns_records", []), ("zone", "server", "owner", "type", "value")),
         "firewalls": _firewalls(summary),

@@ -9,9 +9,9 @@ traced mail's relays (the links its SMTP connections crossed).
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
+from lab.model.paths import links_between
 from lab.model.plan import Plan
 
 
@@ -38,28 +38,6 @@ def _link_index(plan: Plan) -> dict[str, int]:
     return names
 
 
-def _joined(plan: Plan, a: str, b: str) -> list[int]:
-    """The links from node ``a`` to node ``b`` through switches only (shortest)."""
-    adj: dict[str, list[tuple[str, int]]] = {}
-    for k, link in enumerate(plan.topology.data.links):
-        adj.setdefault(link.a, []).append((link.b, k))
-        adj.setdefault(link.b, []).append((link.a, k))
-    seen: dict[str, list[int]] = {a: []}
-    queue: deque[str] = deque([a])
-    while queue:
-        cur = queue.popleft()
-        for nxt, k in adj.get(cur, []):
-            if nxt in seen:
-                continue
-            path = [*seen[cur], k]
-            if nxt == b:
-                return path
-            if plan.nodes[nxt].role == "switch":
-                seen[nxt] = path
-                queue.append(nxt)
-    return []
-
-
 def _hop_flow(plan: Plan, s: dict[str, Any]) -> dict[str, Any] | None:
     d = s.get("details") or {}
     start = str(d.get("source") or str(s.get("name", "")).split(":", 1)[0])
@@ -67,7 +45,7 @@ def _hop_flow(plan: Plan, s: dict[str, Any]) -> dict[str, Any] | None:
     nodes = [n for n in [start, *hops] if isinstance(n, str) and n in plan.nodes]
     if len(nodes) < 2:
         return None
-    links = [k for a, b in zip(nodes, nodes[1:]) for k in _joined(plan, a, b)]
+    links = [k for a, b in zip(nodes, nodes[1:]) for k in links_between(plan, a, b)]
     return {"nodes": nodes, "links": links}
 
 

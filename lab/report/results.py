@@ -48,6 +48,8 @@ class RunResult:
     #: mail node settings the topology changes, against the shipped server (``weakens`` flags)
     overrides: list[dict[str, Any]] = field(default_factory=list)
     wire: dict[str, Any] = field(default_factory=dict)
+    #: each delayed or lossy link end: what was asked, by which mechanism, what the helper measured
+    impairments: list[dict[str, Any]] = field(default_factory=list)
     teardown: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -16,7 +16,7 @@ from typing import Any
 from lab.model.plan import Plan
 from lab.report.svglayout import ICON_H, ICON_W, SPINE, TEXT_H, Edge, Graph, Node, layout, text_width
 
-ROLES = ("switch", "router", "firewall", "host", "mail", "dns", "dhcp")
+ROLES = ("switch", "router", "firewall", "host", "mail", "dns", "dhcp", "proxy", "web")
 #: stroke and fill of each role's glyph
 COLOURS = {
     "switch": ("#4a5a6a", "#dde4ec"),
@@ -26,6 +26,8 @@ COLOURS = {
     "mail": ("#c2700f", "#fbe6c8"),
     "dns": ("#1e8073", "#d2efeb"),
     "dhcp": ("#6f44a0", "#e6dcf3"),
+    "proxy": ("#7a5a12", "#f3ead2"),
+    "web": ("#2d6b2d", "#dcefd9"),
 }
 MARGIN = 24
 
@@ -86,6 +88,12 @@ def _glyph(role: str, x: float, y: float) -> str:
         return (
             f'<polygon points="{pts}" {st}/>'
             f'<text x="{x:.1f}" y="{y + 3.5:.1f}" class="t-in" fill="{stroke}">DHCP</text>'
+        )
+    if role in ("proxy", "web"):
+        word = "PROXY" if role == "proxy" else "WEB"
+        return (
+            f'<rect x="{left:.1f}" y="{t:.1f}" width="{w}" height="{h}" rx="9" {st}/>'
+            f'<text x="{x:.1f}" y="{y + 3.5:.1f}" class="t-in" fill="{stroke}">{word}</text>'
         )
     # host: a monitor on a stand
     return (

@@ -1,10 +1,19 @@
-"""Link impairments: bandwidth, loss and delay, honoured or refused, never silently dropped.
+"""Link impairments: bandwidth, loss, delay and jitter, honoured or refused, never silently dropped.
 
-Bandwidth is HTB (Mininet's TCLink).  Loss and delay use ``tc netem`` where the kernel
-has it (a user's laptop); this machine's kernel has no netem, so loss falls back to an
-nftables random drop inside the node at each end of the link, and a delay is refused
-before anything is built unless the link says ``delay_optional: true`` (then the run
-records that the delay was not applied).
+Bandwidth is HTB (Mininet's TCLink).  Loss, delay and jitter use ``tc netem`` where the
+kernel has it (a user's laptop).  This machine's kernel has no netem (nor fq or etf), so:
+
+- loss falls back to an nftables random drop inside the node at each end of the link;
+- delay and jitter fall back to the NFQUEUE delay helper (``lab.runtime.nfqdelay``, run
+  by ``lab.services.delay.DelayQueue`` inside each node at an end of the link): the
+  kernel queues every packet leaving (and, on a link to a switch, entering) that
+  interface to the helper, which lets it go when its time has come;
+- where neither exists (no netem, and no NFQUEUE target or no NetfilterQueue module) a
+  delay is refused before anything is built, unless the link says
+  ``delay_optional: true`` (the run then records that it was not applied).
+
+``delay_mechanism()`` says which one this machine uses; the run's notes and the
+report's "Link impairments" section say it for every link.
 """
 
 from __future__ import annotations
@@ -33,28 +42,76 @@ def netem_available() -> bool:
     return r.returncode == 0
 
 
+@functools.lru_cache(maxsize=1)
+def nfqueue_available() -> str | None:
+    """None when the NFQUEUE delay helper can work here, else why not.
+
+    It needs the NetfilterQueue module (PyPI, built against libnetfilter-queue) and an
+    iptables whose NFQUEUE target the kernel accepts, tried in a throwaway namespace.
+    """
+    try:
+        import netfilterqueue  # noqa: F401
+    except ImportError as exc:
+        return f"the NetfilterQueue module does not import ({exc}): run scripts/setup.sh"
+    rule = "iptables -t mangle -A OUTPUT -o lo -j NFQUEUE --queue-num 0 --queue-bypass"
+    try:
+        r = subprocess.run(
+            ["unshare", "-n", "sh", "-c", rule],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot try the NFQUEUE target: {exc}"
+    if r.returncode != 0:
+        return f"the kernel refused an NFQUEUE rule: {(r.stderr or r.stdout).strip()[:200]}"
+    return None
+
+
+def delay_mechanism() -> str | None:
+    """How this machine delays packets: ``"tc netem"``, ``"nfqueue"`` or None (it cannot)."""
+    if netem_available():
+        return "tc netem"
+    return "nfqueue" if nfqueue_available() is None else None
+
+
+def mechanism_text(mechanism: str | None) -> str:
+    return {
+        "tc netem": "tc netem",
+        "nfqueue": "the NFQUEUE delay helper (no tc netem in this kernel)",
+        None: "nothing",
+    }[mechanism]
+
+
 def check_supported(plan: Plan) -> list[str]:
-    """Refuse delays this kernel cannot apply; return notes about what falls back."""
+    """Refuse delays this machine cannot apply; return notes saying how each is applied."""
     notes: list[str] = []
     problems = []
     netem = netem_available()
+    delays = [imp for imp in impairments(plan) if imp.delay]
+    mechanism = delay_mechanism() if delays else None
     src = plan.topology.src
-    for imp in impairments(plan):
-        if imp.delay and not netem:
-            if imp.delay_optional:
-                notes.append(
-                    f"links[{imp.link}]: delay {imp.delay} NOT applied on {imp.node}:{imp.iface} "
-                    "(this kernel has no tc netem; the link is marked delay_optional)"
+    for imp in delays:
+        what = f"delay {imp.delay}" + (f" jitter {imp.jitter}" if imp.jitter else "")
+        where = f"{imp.node}:{imp.iface} ({'egress' if imp.direction == 'out' else 'egress and ingress'})"
+        if mechanism is not None:
+            notes.append(f"links[{imp.link}]: {what} on {where} by {mechanism_text(mechanism)}")
+        elif imp.delay_optional:
+            notes.append(
+                f"links[{imp.link}]: {what} NOT applied on {imp.node}:{imp.iface} "
+                f"(no tc netem, and {nfqueue_available()}; the link is marked delay_optional)"
+            )
+        else:
+            problems.append(
+                src.problem(
+                    ("links", imp.link, "delay"),
+                    f"a delay of {imp.delay} cannot be applied: this kernel has no tc netem, "
+                    f"and the NFQUEUE helper cannot run ({nfqueue_available()})",
+                    "run scripts/setup.sh (it installs the helper's module), use a kernel with "
+                    "sch_netem, or set delay_optional: true to build without it",
                 )
-            else:
-                problems.append(
-                    src.problem(
-                        ("links", imp.link, "delay"),
-                        f"this kernel has no tc netem: a delay of {imp.delay} cannot be applied",
-                        "remove the delay, run on a kernel with sch_netem, or set "
-                        "delay_optional: true to build without it",
-                    )
-                )
+            )
         if imp.loss and not netem:
             notes.append(
                 f"links[{imp.link}]: loss {imp.loss:g}% on {imp.node}:{imp.iface} ({imp.direction}) "

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 PrivateDirs = list[Any]  # Mininet's privateDirs: (mountpoint, source) tuples or tmpfs strings
 
+#: the metric of a tunnel's kill-switch route: far below (above, in number) the tunnel's own
+KILL_METRIC = 4000
+
 #: Folders every node gets empty and private (a tmpfs of its own), so that even a daemon
 #: talked into running something cannot read or write the machine's own.  A folder that
 #: holds the lab itself (its code, its Python, its state) stays shared: nodes need those.
@@ -123,6 +126,8 @@ class LabNetwork:
                 params["bw"] = link.bw
             if netem and link.delay:
                 params["delay"] = link.delay
+                if link.jitter:
+                    params["jitter"] = link.jitter
             if netem and link.loss:
                 params["loss"] = link.loss
             cls = TCLink if params else Link
@@ -173,6 +178,12 @@ class LabNetwork:
                     cmds.append(["ip", "route", "replace", r.to, "via", r.via])
         elif p.ip and p.gateway:
             cmds.append(["ip", "route", "add", "default", "via", p.gateway])
+        # a VPN end's TUN device exists from the start (OpenVPN attaches to it), so the
+        # run captures inside the tunnel from its first packet; what the node reaches only
+        # through a tunnel gets an unreachable route below the tunnel's (kill switch)
+        for dev in p.tunnels:
+            cmds += [["ip", "tuntap", "add", "dev", dev, "mode", "tun"], ["ip", "link", "set", dev, "up"]]
+        cmds += [["ip", "route", "add", "unreachable", net, "metric", str(KILL_METRIC)] for net in p.unreachable]
         for c in cmds:
             r = node.run(c)
             if r.returncode != 0:
@@ -203,6 +214,8 @@ class LabNetwork:
                 node.run(["ip", "route", "replace", r.to, "via", r.via])
         elif p.ip and p.gateway:
             node.run(["ip", "route", "replace", "default", "via", p.gateway])
+        for net in p.unreachable:
+            node.run(["ip", "route", "replace", "unreachable", net, "metric", str(KILL_METRIC)])
 
     def link_ends(self, k: int) -> list[tuple[Any, str]]:
         """(mininet node, interface name) of both ends of link ``k``."""
@@ -267,6 +280,18 @@ class LabNetwork:
                     "ends": [link.a, link.b],
                 }
             )
+        for name, node in self.nodes.items():  # inside each tunnel, at each of its ends
+            for e in self.plan.tunnel_ends(name):
+                out.append(
+                    {
+                        "link": f"{name}-{e.dev}",
+                        "index": None,
+                        "subnet": e.vpn,
+                        "iface": e.dev,
+                        "netns_pid": node.pid,
+                        "ends": [name],
+                    }
+                )
         return out
 
     def intf_names(self) -> Iterable[str]:

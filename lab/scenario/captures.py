@@ -60,8 +60,10 @@ class Captures:
         analysis = analyse_captures(parsed, keylog)
         (base / "wire.json").write_text(json.dumps(analysis, indent=1, default=str))
         result.captures = self.stats
+        shown = mail_flows(analysis, parsed, self.links)
         result.wire = {
-            "mail_flows": mail_flows(analysis, parsed, self.links),
+            "mail_flows": shown,
+            "timings": timings(analysis, parsed, shown),
             "tls": analysis["tls"],
             "credentials": analysis["credentials"],
             "dhcp": {
@@ -116,4 +118,31 @@ def mail_flows(analysis: dict[str, Any], parsed: dict[str, Any], links: list[dic
                 "routers": (max(ttls) - min(ttls)) if ttls else 0,
             }
         )
+    return out
+
+
+def timings(analysis: dict[str, Any], parsed: dict[str, Any], shown: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The handshake phases of each shown flow, on the first link it crossed (its client's)."""
+    from lab.capture.analyse import flow_key
+    from lab.capture.timing import connection_timings
+
+    tls_at = {(t["link"], t["flow"]): t.get("tls_packet") for t in analysis["tls"]}
+    by_link: dict[str, list[dict[str, Any]]] = {}
+    for f in shown:
+        if not f["path"]:
+            continue
+        first = f["path"][0]
+        by_link.setdefault(first["link"], []).append(
+            {
+                "key": flow_key(first["flow"]),
+                "flow": f["flow"],
+                "link": first["link"],
+                "protocol": f.get("protocol"),
+                "tls_packet": tls_at.get((first["link"], first["flow"])),
+            }
+        )
+    out = []
+    for link, flows in by_link.items():
+        if link in parsed:
+            out += connection_timings(parsed[link], flows)
     return out

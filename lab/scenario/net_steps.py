@@ -10,7 +10,7 @@ from lab.model import scenario as S
 from lab.model.policy import PortSpec
 from lab.runtime import impair as runtime_impair
 from lab.scenario.context import Context, Outcome, action, failed, passed
-from lab.scenario.netops import Listener, probe_port, route_table, target_ip, trace
+from lab.scenario.netops import Listener, probe_port, route_table, rtt_samples, target_ip, trace
 from lab.scenario.netops import ping as _ping
 
 
@@ -46,6 +46,51 @@ def path(ctx: Context, s: S.PathStep) -> Outcome:
     if s.via is not None and routers != s.via:
         return failed(f"path {shown}, expected via {' -> '.join(s.via)}", hops=hops, routers=routers, source=s.on)
     return passed(shown, hops=hops, routers=routers, source=s.on)
+
+
+@action("rtt")
+def rtt(ctx: Context, s: S.Rtt) -> Outcome:
+    import statistics
+
+    from lab.model.paths import path_delay
+    from lab.model.topology import delay_seconds
+
+    ip = target_ip(ctx, s.to)
+    hops = trace(ctx, s.on, ip, 16)
+    target = ctx.plan.owner_of(ip)
+    nodes = [s.on, *[h["node"] for h in hops if not h.get("reached")], target.name if target else None]
+    details: dict[str, Any] = {
+        "path": nodes,
+        "mechanism": runtime_impair.mechanism_text(runtime_impair.delay_mechanism()),
+    }
+    if None in nodes or not (hops and hops[-1].get("reached")):
+        return failed(f"could not trace the path from {s.on} to {ip}: {nodes}", **details)
+    pd = path_delay(ctx.plan, [str(n) for n in nodes])
+    t = ctx.plan.topology.data.links
+    details["links"] = [f"{t[k].a}-{t[k].b}" + (f" {t[k].delay}" if t[k].delay else "") for k in pd.links]
+    expected = pd.rtt if s.expect == "auto" else delay_seconds(s.expect)
+    if expected <= 0:
+        return failed(f"no link on {' -> '.join(map(str, nodes))} has a delay: say what to expect", **details)
+    r = rtt_samples(ctx, s.on, ip, s.count, s.interval)
+    times = r["times_ms"]
+    details.update(r)
+    if len(times) < max(3, s.count // 2):
+        return failed(f"{len(times)} of {s.count} pings to {ip} answered: too few to measure", **details)
+    want = expected * 1000
+    median = statistics.median(times)
+    err = (median - want) / want * 100
+    details.update(
+        expected_ms=round(want, 3),
+        median_ms=round(median, 3),
+        mean_ms=round(statistics.fmean(times), 3),
+        min_ms=min(times),
+        max_ms=max(times),
+        error_pct=round(err, 2),
+    )
+    said = f"median {median:.2f} ms over {len(times)} pings, expected {want:.2f} ms ({err:+.1f}%, allowed +-{s.tolerance:g}%)"
+    if abs(err) > s.tolerance:
+        return failed(said, **details)
+    return passed(said, **details)
 
 
 def _link_index(ctx: Context, a: str, b: str) -> int:

@@ -50,6 +50,25 @@ def ping(
     return out
 
 
+def rtt_samples(ctx: Context, on: str, ip: str, count: int, interval: float) -> dict[str, Any]:
+    """Every reply's round-trip time (ms) as ping measured it, in order.
+
+    ``-U``: from the moment ping sent the request to the moment it read the reply.
+    Without it ping takes the kernel's receive timestamp, which is stamped before
+    netfilter: a delay applied to arriving packets (the NFQUEUE helper on a link to a
+    switch) would not count, though every application waits it out."""
+    args = ["ping", "-n", "-U", "-c", str(count), "-i", str(interval), "-W", "2", ip]
+    r = ctx.lab.node(on).run(args, timeout=count * interval + 40)
+    times = []
+    for line in r.stdout.splitlines():
+        if "bytes from" in line and "time=" in line:
+            try:
+                times.append(float(line.split("time=", 1)[1].split()[0]))
+            except (IndexError, ValueError):
+                continue
+    return {"target": ip, "sent": count, "received": len(times), "times_ms": times}
+
+
 def trace(ctx: Context, on: str, ip: str, max_hops: int) -> list[dict[str, Any]]:
     """TTL probing with ping: one hop per TTL until the target answers."""
     hops = []

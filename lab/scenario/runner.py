@@ -8,6 +8,7 @@ import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from lab.deploy.lab import Lab, Progress
 from lab.errors import LabError
@@ -217,7 +218,47 @@ def _gather(lab: Lab, result: RunResult, report_dir: Path) -> None:
             result.dns_records.append(
                 {"zone": zone.name, "server": zone.server, "owner": r.owner, "type": r.type, "value": r.value}
             )
+    result.impairments = impairment_rows(lab)
     result.artefacts = lab.collect(report_dir)
+
+
+def impairment_rows(lab: Lab) -> list[dict[str, Any]]:
+    """Each impaired link end: what the topology asked, how it was applied, what the
+    NFQUEUE helper measured there (packets held, how late they left on average)."""
+    from lab.model.plan import impairments
+    from lab.runtime import impair
+    from lab.services.delay import DelayQueue
+
+    t = lab.plan.topology.data
+    helpers = {s.node.name: s.stats() for s in lab.services_of(DelayQueue)}
+    mechanism = impair.delay_mechanism() if any(i.delay for i in impairments(lab.plan)) else None
+    netem = impair.netem_available()
+    rows = []
+    for imp in impairments(lab.plan):
+        link = t.links[imp.link]
+        row: dict[str, Any] = {
+            "link": f"{link.a}-{link.b}",
+            "end": imp.name,
+            "direction": "egress" if imp.direction == "out" else "egress and ingress",
+            "delay": imp.delay or "",
+            "jitter": imp.jitter or "",
+            "loss": f"{imp.loss:g}%" if imp.loss else "",
+            "bw": f"{link.bw:g} Mbit/s" if link.bw else "",
+        }
+        if imp.delay:
+            row["delay_by"] = impair.mechanism_text(mechanism) if mechanism else "NOT applied (delay_optional)"
+        if imp.loss:
+            row["loss_by"] = "tc netem" if netem else "nftables random drop"
+        queues = [
+            q for q in helpers.get(imp.node, {}).get("queues", []) if str(q.get("name", "")).startswith(imp.iface + " ")
+        ]
+        if queues:
+            row["held_packets"] = sum(int(q.get("packets") or 0) for q in queues)
+            lates = [q["late_mean_ms"] for q in queues if q.get("late_mean_ms") is not None]
+            row["late_mean_ms"] = round(max(lates), 3) if lates else None
+            row["helper_cpu_s"] = helpers[imp.node].get("cpu_seconds")
+        rows.append(row)
+    return rows
 
 
 def _mininet_version() -> str:

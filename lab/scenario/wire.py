@@ -13,6 +13,7 @@ from lab.model import scenario as S
 from lab.model.plan import Plan
 from lab.model.tlspolicy import weakness
 from lab.scenario.context import Outcome, failed, passed
+from lab.scenario.wire_vpn import tunnel_check
 
 VERSION_RANK = {"SSLv3": 0, "TLSv1.0": 1, "TLSv1.1": 2, "TLSv1.2": 3, "TLSv1.3": 4}
 
@@ -39,6 +40,8 @@ def check(
         outcomes.append(_nat(wire.nat.node, links, pcaps))
     if wire.dhcp is not None:
         outcomes.append(_dhcp(wire.dhcp, analysis, plan, macs))
+    outcomes += [_proxied(p, plan, pcaps) for p in wire.proxied]
+    outcomes += [tunnel_check(t, plan, pcaps) for t in wire.tunnel]
     out = list(zip(wire.check_names(), outcomes, strict=True))
     return out
 
@@ -213,3 +216,41 @@ def _dhcp(d: S.WireDhcp, analysis: dict[str, Any], plan: Plan, macs: dict[str, s
     if missing:
         return failed(f"no complete DISCOVER/OFFER/REQUEST/ACK for {', '.join(missing)}", **details)
     return passed(f"{len(hosts)} client(s) did DISCOVER, OFFER, REQUEST, ACK", **details)
+
+
+def _proxied(p: S.WireProxied, plan: Plan, pcaps: dict[str, Any]) -> Outcome:
+    """client -> proxy and proxy -> server as two connections; none from client to server."""
+    fixed = {r.node: r.address for sc in plan.scopes for r in sc.reservations}  # DHCP hosts' leases
+    ips = {
+        n: {i.ip for i in plan.nodes[n].interfaces if i.ip} | ({fixed[n]} if n in fixed else set())
+        for n in (p.client, p.proxy, p.server)
+    }
+    port = plan.topology.data.proxies[p.proxy].port if p.proxy in plan.topology.data.proxies else 3128
+    to_proxy, from_proxy, direct = [], [], []
+    for link, pcap in pcaps.items():
+        for f in A._parsed(pcap).flows:
+            proto, c, _cp, srv, sp = f.key
+            if proto != "tcp":
+                continue
+            where = {"link": link, "flow": f.name, "packets": f.packets}
+            if c in ips[p.client] and srv in ips[p.proxy] and sp == port:
+                to_proxy.append(where)
+            elif c in ips[p.proxy] and srv in ips[p.server]:
+                from_proxy.append(where)
+            elif c in ips[p.client] and srv in ips[p.server] and f.pk[1] > 0:
+                direct.append(where)
+    details = {"client_to_proxy": to_proxy, "proxy_to_server": from_proxy, "direct": direct}
+    if direct:
+        return failed(
+            f"{len(direct)} connection(s) went from {p.client} straight to {p.server}, e.g. {direct[0]['flow']}",
+            **details,
+        )
+    if not to_proxy:
+        return failed(f"no connection from {p.client} to {p.proxy}:{port} was captured", **details)
+    if not from_proxy:
+        return failed(f"no connection from {p.proxy} to {p.server} was captured", **details)
+    return passed(
+        f"{len({x['flow'] for x in to_proxy})} connection(s) {p.client} -> {p.proxy}:{port} and "
+        f"{len({x['flow'] for x in from_proxy})} {p.proxy} -> {p.server}, none {p.client} -> {p.server}",
+        **details,
+    )

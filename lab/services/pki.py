@@ -67,8 +67,11 @@ class LabCA:
         ips: list[str],
         directory: Path,
         key: ec.EllipticCurvePrivateKey | None = None,
+        *,
+        client: bool = False,
     ) -> ServerCert:
-        """A server certificate; ``key`` when its public key is already published (TLSA)."""
+        """A certificate for ``hostname``: a server's (``key`` when its public key is already
+        published, TLSA), or with ``client`` a TLS client's (a VPN end)."""
         directory.mkdir(parents=True, exist_ok=True)
         key = key or ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
@@ -84,7 +87,25 @@ class LabCA:
             .not_valid_after(now + dt.timedelta(days=30))
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            # OpenVPN's remote-cert-tls checks the key usage: an EC key signs (ECDHE_ECDSA)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_agreement=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+                critical=False,
+            )
             .sign(self.key, hashes.SHA256())
         )
         cert_file = directory / f"{hostname}.pem"

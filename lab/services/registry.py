@@ -12,6 +12,7 @@ from lab.model.nodeplan import NodePlan
 from lab.model.plan import Plan
 from lab.services.base import Service
 from lab.services.clamav import Clamd
+from lab.services.delay import DelayQueue
 from lab.services.dhcp import Dhclient, Kea
 from lab.services.dns import Bind
 from lab.services.fail2ban import Fail2ban
@@ -20,19 +21,25 @@ from lab.services.frr import Frr
 from lab.services.mail import Dovecot, Postfix
 from lab.services.mailclient import MailClient
 from lab.services.middlebox import StartTlsStrip
+from lab.services.openvpn import OpenVpn
 from lab.services.rspamd import Rspamd
+from lab.services.web import Nginx, Squid
 
 SERVICES: tuple[type[Service], ...] = (
+    DelayQueue,  # 5: link delays where the kernel has no netem (NFQUEUE helper)
     Firewall,  # 10: zone firewall and NAT (nftables) on firewall nodes
     StartTlsStrip,  # 12: an attacker's STARTTLS-stripping proxy on a router (nodes.X.middlebox)
     Frr,  # 20: OSPF or RIP on routers, when the topology routes dynamically
     Clamd,  # 22: virus scanner of filtering mail nodes (ready by the end)
     Rspamd,  # 22: the milter of filtering mail nodes: DKIM, SPF, DMARC, spam (ready by the end)
+    OpenVpn,  # 25: VPN ends (OpenVPN over TUN)
     Bind,  # 30: DNS servers
     Kea,  # 40: DHCP servers
     Postfix,  # 50: mail nodes: MTA and submission
     Dovecot,  # 60: mail nodes: IMAP, POP3, LMTP, SASL
     Fail2ban,  # 70: bans sources of failed logins on mail nodes (security.fail2ban)
+    Squid,  # 70: proxy nodes: the forward proxy
+    Nginx,  # 70: web nodes: HTTP and HTTPS
     Dhclient,  # 90: DHCP clients, once the servers answer
     MailClient,  # 95: s-nail and swaks set up for the user of each host (files, no daemon)
 )

@@ -22,6 +22,7 @@ LAYERS = {
     "lab.clienttls": 1,
     "lab.attackclients": 1,
     "lab.middlebox": 1,
+    "lab.httpclient": 1,
     "lab.runtime": 2,
     "lab.report": 2,
     "lab.services": 3,

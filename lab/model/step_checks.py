@@ -1,0 +1,42 @@
+"""Cross-checks of the web and tunnel steps (registered with ``lab.model.scenario_checks``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from lab.errors import Problem
+from lab.model.scenario_checks import Refs, checks
+from lab.model.schema import suggest
+from lab.model.yamlload import PathKey
+
+
+def site_names(r: Refs) -> set[str]:
+    """Every host name the lab's DNS answers: each node's, and its aliases."""
+    t = r.plan.topology.data
+    names = {n.fqdn for n in r.nodes.values()}
+    for name, node in t.nodes.items():
+        domain = r.nodes[name].domain
+        names |= {f"{a}.{domain}" for a in node.aliases}
+    return names
+
+
+@checks("http")
+def _http(r: Refs, s: Any, where: PathKey) -> list[Problem]:
+    out = []
+    host = str(urlsplit(s.url).hostname)
+    names = site_names(r)
+    if host not in names and r.node_named(host) is None:
+        out.append(r.p(where + ("url",), f"no node of the topology is called '{host}'", suggest(host, names)))
+    if s.proxy is not None:
+        node = r.node_named(s.proxy)
+        if node is None or node.role != "proxy":
+            proxies = [n.name for n in r.nodes.values() if n.role == "proxy"]
+            out.append(
+                r.p(
+                    where + ("proxy",),
+                    f"'{s.proxy}' is not a proxy node of the topology",
+                    suggest(s.proxy, proxies) or ("proxies: " + ", ".join(proxies) if proxies else "it has none"),
+                )
+            )
+    return out
