@@ -45,6 +45,20 @@ def load_topology(
         raise InputError(
             problems=[src.problem((), "a topology must be a mapping with name, domain, subnets, nodes, links")]
         )
+    kind = file_kind(src.data)
+    if kind in ("rubric", "catalogue"):
+        fix = (
+            f"grade a class with it: lab grade SUBMISSIONS --rubric {path} --out grades/"
+            if kind == "rubric"
+            else "'lab labs' lists its labs; each one names its topology"
+        )
+        raise InputError(
+            problems=[
+                src.problem(
+                    (), f"this is {'a rubric' if kind == 'rubric' else 'the lab catalogue'}, not a topology", fix
+                )
+            ]
+        )
     if _looks_like_a_scenario(src.data):
         raise InputError(
             problems=[

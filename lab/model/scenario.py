@@ -14,6 +14,7 @@ built.  All independent problems come in one round.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,18 @@ class Scenario:
     capture: bool = True
     wire: Wire | None = None
     problems: list[Problem] = field(default_factory=list)
+
+
+def _other_kind(data: dict[str, Any], name: str) -> tuple[str, str] | None:
+    """A rubric or the lab catalogue given where a scenario is expected: what it is, and the fix."""
+    if "checks" in data and ("scenarios" in data or "submission" in data) and "steps" not in data:
+        return (
+            "this is a rubric, not a scenario",
+            f"grade a class with it: lab grade SUBMISSIONS --rubric {name} --out grades/",
+        )
+    if "labs" in data and "steps" not in data:
+        return "this is the lab catalogue, not a scenario", "'lab labs' lists its labs; each one names its scenario"
+    return None
 
 
 def load_scenario(path: str | Path, topology: str | Path | None = None) -> Scenario:
@@ -113,6 +126,9 @@ def _header(src: Located) -> dict[str, Any]:
                 )
             ]
         )
+    other = _other_kind(data, str(src.file))
+    if other is not None:
+        raise InputError(problems=[p((), *other)])
     problems = [
         p((key,), f"unknown key '{key}'", suggest(key, TOP_KEYS) or "allowed: " + ", ".join(TOP_KEYS))
         for key in data
@@ -208,12 +224,18 @@ def _steps(src: Located, raw_steps: list[Any]) -> tuple[list[Step], list[Problem
     return steps, problems
 
 
+#: a problem that says a name of the scenario is not in the topology
+_MISSING = re.compile(r"^(?:unknown node '([^']+)'|'([^']+)' is (?:neither|not a (?:router|mailbox|user|subnet)))")
+
+
 def _summarised(problems: list[Problem], src: Located, topo: Topology, override: str | Path | None) -> list[Problem]:
-    """A scenario run on a topology that lacks many of its nodes gets one line saying so."""
-    missing = sorted({pr.message.split("'")[1] for pr in problems if pr.message.startswith("unknown node '")})
+    """A scenario run on a topology that lacks many of the names it uses gets one line
+    saying so (and the fix), instead of one line per step that names them."""
+    refs = [(pr, _MISSING.match(pr.message)) for pr in problems]
+    missing = sorted({m.group(1) or m.group(2) for _, m in refs if m})
     if len(missing) < 3:
         return problems
-    others = [pr for pr in problems if not pr.message.startswith("unknown node '")]
+    others = [pr for pr, m in refs if not m]
     shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
     hint = (
         f"is {topo.path} the topology this scenario was written for? it names {src.data.get('topology')}"
@@ -222,7 +244,8 @@ def _summarised(problems: list[Problem], src: Located, topo: Topology, override:
     )
     head = src.problem(
         ("topology",),
-        f"the topology '{topo.name}' has no node {shown}: {len(missing)} nodes this scenario uses are missing",
+        f"the topology '{topo.name}' lacks {len(missing)} names this scenario uses ({shown}); "
+        f"{len(problems) - len(others)} step references fail on them",
         hint,
     )
     return [head, *others]
