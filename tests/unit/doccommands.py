@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = ("README.md", "docs/students.md", "docs/instructors.md", "mailnode/README.md")
 STARTS = re.compile(r"^(lab |lab$|scripts/|pytest |\.venv/bin/(python|lab)\b|echo .*\| lab )")
 SYNOPSIS = re.compile(
-    r"\b[A-Z]{3,}\b|\[|\.\.\.|\\\||^lab$|^lab (up|validate|graph|grade|grade merge|report|exec|variant)$|^\.venv/bin/lab$|^lab \w+/\w+"
+    r"<[\w-]+>|\b[A-Z]{3,}\b|\[|\.\.\.|\\\||^lab$|^lab (up|validate|graph|grade|grade merge|report|exec|variant)$|^\.venv/bin/lab$|^lab \w+/\w+"
 )
 LIVE = ("exec", "cli", "list", "down", "up")
 OFFLINE = ("validate", "graph", "schema", "labs", "clean", "report", "variant")
