@@ -241,6 +241,9 @@ def _fetch_imap(p: dict[str, Any], out: dict[str, Any], talk: Dialogue) -> None:
             _tls_note(out, talk, conn.sock)
     out["greeting"] = conn.welcome.decode(errors="replace")
     out["stage"] = "auth"
+    if "LOGINDISABLED" in conn.capabilities:  # RFC 3501: a client must not send LOGIN now
+        talk.note("the server advertises LOGINDISABLED: no LOGIN sent, the password stays here")
+        raise imaplib.IMAP4.error("LOGINDISABLED: the server refuses logins on this connection (no TLS)")
     talk.c(f"b LOGIN {p['login']} ********")
     typ, data = conn.login(p["login"], p["password"])
     talk.raw(f"b {typ} {_said(data)}")
@@ -263,6 +266,13 @@ def _fetch_imap(p: dict[str, Any], out: dict[str, Any], talk: Dialogue) -> None:
     talk.raw(f"* {typ} {_said(data)}")
 
 
+def _capa(conn: poplib.POP3) -> dict[str, Any]:
+    try:
+        return conn.capa()
+    except poplib.error_proto:  # a server without CAPA: assume USER, as clients do
+        return {"USER": []}
+
+
 def _fetch_pop(p: dict[str, Any], out: dict[str, Any], talk: Dialogue) -> None:
     ctx = _tls_context(p["ca_file"], p.get("keylog"))
     proto, timeout = p["protocol"], p.get("timeout", 20)
@@ -282,6 +292,9 @@ def _fetch_pop(p: dict[str, Any], out: dict[str, Any], talk: Dialogue) -> None:
             _tls_note(out, talk, conn.sock)
     out["greeting"] = conn.getwelcome().decode(errors="replace")
     out["stage"] = "auth"
+    if not isinstance(conn.sock, ssl.SSLSocket) and "USER" not in _capa(conn):
+        talk.note("the server's CAPA offers no USER on this connection: no password sent")
+        raise poplib.error_proto("-ERR USER not offered: the server refuses logins on this connection (no TLS)")
     talk.c(f"USER {p['login']}")
     talk.raw(_said(conn.user(p["login"])))
     talk.c("PASS ********")

@@ -136,6 +136,7 @@ class Lab:
         self.dep = Deployment(self.plan, self.run, ca, self.network.nodes, keys=keys)
         if on_network is not None:
             on_network(self)
+        self.network.apply_link_states()
         self.loss_rules = impair.apply_loss(self.network.nodes, self.plan)
         later: list[Service] = []
         for stage, entries in stages(self.plan):
@@ -187,7 +188,13 @@ class Lab:
             self.timings[f"{svc.node.name}/{svc.daemon}"] = time.monotonic() - t
 
     def expected_prefixes(self) -> set[str]:
-        return {str(n) for n in self.plan.subnets.values()}
+        """The subnets routers should route to now: not one whose every link is down."""
+        down = self.network.down if self.network is not None else set()
+        links: dict[str, set[int]] = {}
+        for n in self.plan.nodes.values():
+            for i in n.interfaces:
+                links.setdefault(i.subnet, set()).add(i.link)
+        return {str(c) for name, c in self.plan.subnets.items() if not links.get(name) or links[name] - down}
 
     def collect(self, dest: Path) -> list[dict[str, str]]:
         """Copy every rendered config and daemon log into ``dest/nodes/<node>/``."""

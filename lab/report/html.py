@@ -327,6 +327,7 @@ def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) 
         },
         "status": status,
         "error": summary.get("error", ""),
+        "notes": [str(n) for n in summary.get("notes") or []],
         "counts": [{"name": k, "n": v} for k, v in counts.items()],
         "timings": _timings(summary),
         "diagram": Markup(diagram) if diagram else "",

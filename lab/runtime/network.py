@@ -80,6 +80,7 @@ class LabNetwork:
         self.nodes: dict[str, LabNode] = {}
         self.bridges: dict[str, str] = {}
         self.links: dict[int, Any] = {}
+        self.down: set[int] = set()  # the links taken down (set_link)
 
     def build(self, private_dirs: Callable[[str, Path], PrivateDirs]) -> None:
         _mininet()
@@ -153,7 +154,11 @@ class LabNetwork:
         for node in self.nodes.values():
             node.mac = node.mn.intf(node.plan.interfaces[0].name).MAC()
             self._configure(node)
-        for k, link in enumerate(t.links):
+
+    def apply_link_states(self) -> None:
+        """Take down the links the topology starts down (``up: false``).  Called once the
+        captures listen: tcpdump cannot open an interface that is already down."""
+        for k, link in enumerate(self.plan.topology.data.links):
             if not link.up:
                 self.set_link(k, up=False)
 
@@ -225,6 +230,7 @@ class LabNetwork:
     def set_link(self, k: int, up: bool) -> None:
         """Take link ``k`` down or up at both ends, as pulling a cable would."""
         state = "up" if up else "down"
+        (self.down.discard if up else self.down.add)(k)
         for mn_node, intf in self.link_ends(k):
             mn_node.cmd("ip", "link", "set", intf, state)
         if up:

@@ -190,7 +190,10 @@ def _stp_stable(ctx: Context, s: S.WaitFor) -> Probe | Outcome:
 
 @condition("ospf_full")
 def _ospf_full(ctx: Context, s: S.WaitFor) -> Probe | Outcome:
-    routers = ctx.lab.services_of(Frr)
+    routers = [svc for svc in ctx.lab.services_of(Frr) if svc.plan.mode == "ospf"]
+    if not routers:
+        mode = ctx.plan.topology.routing.mode
+        return failed(f"no router runs OSPF in this topology (routing: {mode}): no adjacency can become Full")
 
     def probe() -> tuple[bool, str]:
         bad = {}

@@ -63,6 +63,14 @@ class Frr(Service):
     def from_plan(cls, node: Any, dep: Deployment) -> "Frr":
         return cls(node, dep, routing=dep.plan.routing[node.name])
 
+    @classmethod
+    def private_dirs(cls, ndir: Path) -> list[Any]:
+        """The node's FRR folder is also its /run/frr, where a plain ``vtysh`` typed inside
+        the node looks for the daemons' vty sockets (the lab's own calls name the folder)."""
+        home = ndir / "frr"
+        home.mkdir(parents=True, exist_ok=True)
+        return [("/run/frr", str(home))]
+
     # -- paths ---------------------------------------------------------------------
     @property
     def home(self) -> Path:

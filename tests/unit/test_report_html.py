@@ -301,3 +301,10 @@ def test_cut_links_are_drawn_and_flows_can_be_lit(tmp_path: Path) -> None:
     assert str(k) in wire["data-links"].split() and "mail" in wire["data-nodes"].split()
     path = next(v for n, v in flows.items() if n.startswith("00 "))  # the traceroute step: pc1 -> fw -> inet -> ext-pc
     assert path["data-nodes"].split()[:2] == ["pc1", "fw"] and len(path["data-links"].split()) >= 4
+
+
+def test_the_runs_notes_are_on_the_page(tmp_path: Path) -> None:
+    summary, plan, d = _fixture("dmz", tmp_path)
+    summary = {**summary, "notes": ["links[3] pc1-s1: 5% loss by an nftables random drop (no tc netem here)"]}
+    page = Page(render_html(summary, plan, d))
+    assert "nftables random drop" in page.find("section", id="notes")[0]["text"]
