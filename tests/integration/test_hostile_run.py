@@ -58,5 +58,7 @@ def test_a_node_has_its_own_tmp_root_and_home(star_lab):
             probe = Path(d) / "mail-lab-private-probe"
             probe.unlink(missing_ok=True)
             r = star_lab.node(node).run(["sh", "-c", f"touch {probe} && ls -A {d}"])
-            assert (r.returncode, r.stdout.split()) == (0, [probe.name]), (node, d, r.stdout, r.stderr)
+            # a host's /root holds only what the lab put there for its user (mail programs)
+            own = {".mailrc", ".swaksrc", ".lab-ca.pem"} if d == "/root" and node.startswith("pc") else set()
+            assert r.returncode == 0 and set(r.stdout.split()) == {probe.name} | own, (node, d, r.stdout, r.stderr)
             assert not probe.exists(), f"{node} wrote into the machine's {d}"

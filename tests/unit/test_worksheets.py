@@ -27,13 +27,19 @@ def sections(text: str) -> dict[str, str]:
 
 def run_commands(text: str) -> list[list[str]]:
     """The `lab ...` lines of the Run section's code blocks, as argument lists."""
+    return [args for args, _ in run_commands_with_exit(text)]
+
+
+def run_commands_with_exit(text: str) -> list[tuple[list[str], int]]:
+    """Each `lab ...` line of the Run section with the exit code it should end with:
+    0, or 1 where its comment says it fails (``# fails (exit 1): ...``, a lesson)."""
     run = sections(text).get("Run", "")
     out = []
     for block in re.findall(r"```(?:sh|bash)?\n(.*?)```", run, flags=re.S):
         for line in block.splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line.startswith("lab "):
-                out.append(shlex.split(line))
+            cmd, _, comment = line.partition("#")
+            if cmd.strip().startswith("lab "):
+                out.append((shlex.split(cmd.strip()), 1 if re.match(r"\s*fails\b", comment) else 0))
     return out
 
 
