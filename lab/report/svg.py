@@ -214,9 +214,10 @@ def _row_edge(e: Edge, a: Node, b: Node, rows: list[list[str]], cls: str, title:
     x1, y1 = _attach(left, right)
     x2, y2 = _attach(right, left)
     line = f'<line class="{cls}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}">{title}</line>'
-    lab.extend(_label(x1 + 4, y1 - 6, l_label, anchor="start"))
-    lab.extend(_label(x2 - 4, y2 - 6, r_label, anchor="end"))
-    lab.extend(_label((x1 + x2) / 2, y1 + 15, e.cidr, "t-net"))
+    # on a short link both ends' labels may meet above it: the right one then goes below
+    lab.extend(_label(x1 + 4, y1 - 6, l_label, anchor="start", more=[(x1 + 4, y1 - 18)]))
+    lab.extend(_label(x2 - 4, y2 - 6, r_label, anchor="end", more=[(x2 - 4, y2 + 28), (x2 - 4, y2 - 18)]))
+    lab.extend(_label((x1 + x2) / 2, y1 + 15, e.cidr, "t-net", more=[((x1 + x2) / 2, y1 + 40)]))
     return line, lab
 
 

@@ -74,3 +74,26 @@ def test_a_generated_tree_of_about_sixty_nodes_stays_drawable() -> None:
     assert len([g for g in root.iter(f"{NS}g") if g.get("data-node")]) == len(plan.nodes)
     # leaves are stacked in columns, so the picture stays far narrower than one row of hosts
     assert float(root.get("width", "0")) < 120 * len(plan.nodes)
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_link_labels_do_not_overlap(topology: str) -> None:
+    """Interface and subnet labels (drawn over everything) never sit on one another."""
+    from lab.report.svg import text_width
+
+    root = ET.fromstring(topology_svg(_plan(topology)))
+    layer = next(g for g in root.iter(f"{NS}g") if g.get("class") == "t-labels")
+    boxes = []
+    for t in layer.iter(f"{NS}text"):
+        x, y, text = float(t.get("x", 0)), float(t.get("y", 0)), "".join(t.itertext())
+        w = text_width(text, 10)
+        anchor = t.get("text-anchor", "start")
+        left = x - w / 2 if anchor == "middle" else x - w if anchor == "end" else x
+        boxes.append((left, y - 9, left + w, y + 2, text))
+    clashes = [
+        (a[4], b[4])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+    ]
+    assert not clashes, clashes[:5]
