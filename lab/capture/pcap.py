@@ -64,7 +64,7 @@ __all__ = [
     "paused_gc",
 ]
 
-MAIL_PORTS = frozenset({25, 465, 587, 110, 995, 143, 993, 443})
+MAIL_PORTS = frozenset({25, 465, 587, 110, 995, 143, 993, 443, 80, 22, 5232, 14000})
 UDP_KEEP_PORTS = frozenset({53, 67, 68})  # datagrams kept for dns() and dhcp()
 
 LINKTYPE_ETHERNET = 1

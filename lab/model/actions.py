@@ -55,6 +55,10 @@ DAEMONS: dict[str, tuple[str, ...]] = {
     "kea-dhcp4": ("dhcp",),
     "frr": ("router", "firewall"),
     "nftables": ("firewall",),
+    "pebble": ("acme",),
+    "apache2": ("webmail", "mail"),
+    "radicale": ("mail", "webmail"),
+    "sshd": ("mail", "webmail", "dns", "dhcp", "router", "firewall", "host", "acme"),
 }
 
 
@@ -253,7 +257,9 @@ class ServiceState(Action):
     """Stop or start a daemon on a node (fault labs: the DNS server or Dovecot is down)."""
 
     node: Name
-    daemon: Literal["postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables"]
+    daemon: Literal[
+        "postfix", "dovecot", "named", "kea-dhcp4", "frr", "nftables", "pebble", "apache2", "radicale", "sshd"
+    ]
     state: Literal["stop", "start"]
 
     def title(self) -> str:

@@ -24,14 +24,22 @@ NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,14}")
 DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 USER_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
-Role = Literal["host", "switch", "mail", "dns", "dhcp", "router", "firewall"]
-BUILDABLE_ROLES = ("host", "switch", "mail", "dns", "dhcp", "router", "firewall")
-SERVICE_ROLES = ("mail", "dns", "dhcp")
+Role = Literal["host", "switch", "mail", "dns", "dhcp", "router", "firewall", "webmail", "acme"]
+BUILDABLE_ROLES = ("host", "switch", "mail", "dns", "dhcp", "router", "firewall", "webmail", "acme")
+SERVICE_ROLES = ("mail", "dns", "dhcp", "webmail", "acme")
+#: what a node may run besides its role's daemons (``services:``): Roundcube (Apache),
+#: OpenSSH's server, the CalDAV server (Radicale)
+NodeService = Literal["webmail", "ssh", "calendar"]
+#: where a node's TLS certificate comes from: the run's lab CA, the lab's ACME CA (certbot),
+#: or one of the teaching variants clients must refuse
+CertificateSource = Literal["lab-ca", "acme", "expired", "wrong-name", "self-signed"]
+#: a Unix account name for an SSH administrator (not one of the machine's system accounts)
+ADMIN_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 MAX_NODES = 2000  # what one 2-core machine builds in about a minute
 MAX_LINKS = 20000
 MAX_SUBNETS = 20000
 
-__all__ = ["DOMAIN_RE", "NAME_RE", "ROUTING_ROLES", "USER_RE", "Topology", "TopologyFile"]
+__all__ = ["ADMIN_RE", "DOMAIN_RE", "NAME_RE", "ROUTING_ROLES", "USER_RE", "Topology", "TopologyFile"]
 
 
 def _ipv4(value: str, what: str) -> ipaddress.IPv4Address:
@@ -136,6 +144,17 @@ class Node(Strict):
     domain: str | None = Field(None, description="DNS domain of this node's name (default: the topology's)")
     description: str | None = None
     config: MailConfig | None = Field(None, description="mail nodes: settings that replace the shipped ones")
+    services: list[NodeService] = Field(
+        default_factory=list,
+        max_length=3,
+        description="more daemons on this node: webmail (Apache + Roundcube), ssh (OpenSSH), calendar (Radicale)",
+    )
+    certificate: CertificateSource | None = Field(
+        None,
+        description="where its TLS certificate comes from: lab-ca (default), acme (certbot from the acme node), "
+        "or a variant clients refuse: expired, wrong-name, self-signed",
+    )
+    mail_server: str | None = Field(None, description="webmail nodes: the mail node Roundcube logs into")
 
     @field_validator("address")
     @classmethod
@@ -204,6 +223,15 @@ class MailDomain(Strict):
     public: PublicView | None = Field(None, description="the domain as seen from outside a NAT")
 
 
+class Admin(Strict):
+    """An SSH administrator: a Unix account on every node that runs ssh, key-only."""
+
+    password: str | None = Field(
+        None, min_length=1, max_length=256, description="an account password sshd must refuse (it is key-only)"
+    )
+    description: str | None = None
+
+
 class TopologyFile(Strict):
     name: str
     description: str | None = None
@@ -214,6 +242,7 @@ class TopologyFile(Strict):
     domains: dict[str, MailDomain] = Field(default_factory=dict)
     routing: Literal["static", "ospf", "rip"] | Routing = "static"
     firewalls: dict[str, FirewallPolicy] = Field(default_factory=dict)
+    admins: dict[str, Admin] = Field(default_factory=dict, description="SSH administrators (key-only accounts)")
     params: dict[str, int] = Field(default_factory=dict, description="set by a generator: the sizes used")
 
 

@@ -60,7 +60,21 @@ def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
         elif VERSION_RANK.get(str(f.get("version")), -1) < want:
             bad.append(f"{f['link']}: {f['flow']} negotiated {f.get('version')} (packet {f.get('tls_packet')})")
     facts = [
-        {k: f.get(k) for k in ("link", "flow", "mode", "version", "cipher", "sni", "cert_subject", "cert_san")}
+        {
+            k: f.get(k)
+            for k in (
+                "link",
+                "flow",
+                "mode",
+                "version",
+                "cipher",
+                "sni",
+                "cert_subject",
+                "cert_san",
+                "cert_issuer",
+                "cert_serial",
+            )
+        }
         for f in flows
     ]
     if bad:

@@ -29,6 +29,7 @@ from lab.model import mailconfig
 from lab.model.plan import MailHost
 from lab.runtime.node import netns
 from lab.runtime.rundir import STATE_ROOT
+from lab.services import certs
 from lab.services.base import MAILNODE, Service, Template, command_version, read_pid
 
 #: (mount point inside the node, folder under the node's dir on the root side)
@@ -111,17 +112,10 @@ class Postfix(Service):
 
     def render(self) -> None:
         etc = self.node.dir / "etc-postfix"
-        # certificates from the run's lab CA, for the host name and every hosted domain
-        cert = self.dep.ca.issue(
-            self.host.hostname,
-            self.host.domains,
-            [self.node.ip or ""][: 1 if self.node.ip else 0],
-            self.node.dir / "pki",
-        )
-        shutil.copyfile(cert.cert, etc / "tls" / "server.crt")
-        shutil.copyfile(cert.key, etc / "tls" / "server.key")
-        os.chmod(etc / "tls" / "server.key", 0o600)
-        shutil.copyfile(self.dep.ca.ca_file, etc / "tls" / "ca.crt")
+        # the node's certificate (lab CA by default, or ACME, or a teaching variant),
+        # for the host name and every hosted domain
+        crt, tls_key = certs.ensure(self.dep.plan, self.dep.ca, self.node.name, self.node.dir, self.node.ip)
+        self.install_certificate(crt, tls_key)
         super().render()
         users = self.host.users
         self.write(
@@ -143,6 +137,18 @@ class Postfix(Service):
             past = time.time() - 5
             for name in ("main.cf", "master.cf"):
                 os.utime(etc / name, (past, past))
+
+    def install_certificate(self, crt: Path, key: Path) -> None:
+        """Copy the node's certificate (and the bundle of trusted CAs) into Postfix's folder."""
+        tls = self.node.dir / "etc-postfix" / "tls"
+        shutil.copyfile(crt, tls / "server.crt")
+        shutil.copyfile(key, tls / "server.key")
+        os.chmod(tls / "server.key", 0o600)
+        shutil.copyfile(self.dep.ca.ca_file, tls / "ca.crt")
+
+    def reload(self) -> None:
+        """Read the certificate again (after a renewal): ``postfix reload``."""
+        self.run_checked(["postfix", "reload"], "postfix reload")
 
     def _postconf(self, args: list[str]) -> None:
         etc = self.node.dir / "etc-postfix"
@@ -276,6 +282,10 @@ class Dovecot(Service):
     def stop(self) -> list[int]:
         self.pid = self.pid or read_pid(self.pidfile)
         return super().stop()
+
+    def reload(self) -> None:
+        """Read the certificate again (after a renewal): ``doveadm reload``."""
+        self.run_checked(["doveadm", "reload"], "doveadm reload")
 
     def maildir(self, address: str) -> Path:
         user, domain = address.split("@", 1)

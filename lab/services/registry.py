@@ -10,20 +10,29 @@ from __future__ import annotations
 
 from lab.model.nodeplan import NodePlan
 from lab.model.plan import Plan
+from lab.services.acme import Certbot, Pebble
 from lab.services.base import Service
+from lab.services.calendar import Radicale
 from lab.services.dhcp import Dhclient, Kea
 from lab.services.dns import Bind
 from lab.services.firewall import Firewall
 from lab.services.frr import Frr
 from lab.services.mail import Dovecot, Postfix
+from lab.services.ssh import Sshd
+from lab.services.webmail import Apache
 
 SERVICES: tuple[type[Service], ...] = (
     Firewall,  # 10: zone firewall and NAT (nftables) on firewall nodes
     Frr,  # 20: OSPF or RIP on routers, when the topology routes dynamically
     Bind,  # 30: DNS servers
     Kea,  # 40: DHCP servers
+    Pebble,  # 42: the lab's ACME CA on acme nodes
+    Certbot,  # 45: a node's ACME certificate, before the daemons that serve it
     Postfix,  # 50: mail nodes: MTA and submission
     Dovecot,  # 60: mail nodes: IMAP, POP3, LMTP, SASL
+    Apache,  # 70: Roundcube webmail over HTTPS (webmail nodes, or services: [webmail])
+    Radicale,  # 70: CalDAV (services: [calendar])
+    Sshd,  # 70: key-only administration (services: [ssh])
     Dhclient,  # 90: DHCP clients, once the servers answer
 )
 

@@ -298,7 +298,14 @@ def all_contexts(plan: Plan) -> list[tuple[Path, str, dict[str, Any]]]:
         (TEMPLATES, "named.conf.j2", named_context(plan)),
         (TEMPLATES, "zone.db.j2", zone_context(plan, "projet.dz")),
         (TEMPLATES, "dhclient.conf.j2", {"hostname": "pc1"}),
+        *seed_contexts(),
     ]
+
+
+def seed_contexts() -> list[tuple[Path, str, dict[str, Any]]]:
+    from .test_templates_seed import seed_contexts as seed
+
+    return seed()
 
 
 def test_every_template_is_covered() -> None:

@@ -16,6 +16,7 @@ from lab.errors import Problem
 from lab.model.checks.addressing import addresses, dhcp, gateways, overlaps
 from lab.model.checks.context import Ctx, Phase
 from lab.model.checks.policy import domains, firewalls, routing
+from lab.model.checks.services import services
 from lab.model.checks.wiring import interfaces, links, names, nodes, switch_loops
 from lab.model.topology import TopologyFile
 from lab.model.wiring import Wiring, wire
@@ -25,7 +26,7 @@ from lab.model.yamlload import Located
 #: name the nodes the later phases leave alone), then everything that rests on it
 FIRST: tuple[Phase, ...] = (names, nodes)
 WIRING: tuple[Phase, ...] = (links, switch_loops, interfaces)
-LATER: tuple[Phase, ...] = (overlaps, addresses, gateways, dhcp, domains, routing, firewalls)
+LATER: tuple[Phase, ...] = (overlaps, addresses, gateways, dhcp, domains, routing, firewalls, services)
 
 __all__ = ["FIRST", "LATER", "WIRING", "Ctx", "check"]
 
