@@ -111,6 +111,17 @@ class Session:
         except Exception:
             return ""
 
+    def notices(self) -> str:
+        """The text of Roundcube's message stack (notices and errors), tolerating a page that changes."""
+        try:
+            return str(
+                self.driver.execute_script(
+                    "var m = document.getElementById('messagestack'); return m ? m.innerText : ''"
+                )
+            ).strip()
+        except Exception:
+            return ""
+
     def quit(self) -> None:
         try:
             self.driver.quit()
@@ -152,8 +163,8 @@ def _login(s: Session, out: dict[str, Any]) -> bool:
             s.stage("login", t0, True)
             out["logged_in_at"] = time.monotonic()
             return True
-        msg = " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, "#messagestack div") if e.text)
-        if msg:
+        msg = s.notices()
+        if msg and not re.search(r"loading", msg, re.I):  # "Loading..." is progress, not an answer
             out["error"] = msg.strip()
             s.shot("login-refused")
             s.stage("login", t0, False, error=out["error"])
@@ -182,7 +193,7 @@ def _send(s: Session, out: dict[str, Any]) -> bool:
     d.find_element(By.CSS_SELECTOR, "button.send").click()
     deadline = time.monotonic() + p.get("timeout", 30)
     while time.monotonic() < deadline:
-        msg = " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, "#messagestack div") if e.text).strip()
+        msg = s.notices()
         if "compose" not in d.current_url or re.search(r"sent successfully", msg, re.I):
             s.stage("send", t0, True, notice=msg)
             out["sent_at"] = time.monotonic()
@@ -251,9 +262,28 @@ def _logout(s: Session, out: dict[str, Any]) -> bool:
     return False
 
 
+def http_redirect(url: str) -> dict[str, Any]:
+    """What plain HTTP answers (the webmail must redirect to HTTPS, never serve a form)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    try:
+        c = http.client.HTTPConnection(u.hostname or "", u.port or 80, timeout=5)
+        c.request("GET", u.path or "/")
+        r = c.getresponse()
+        out = {"status": r.status, "location": r.getheader("Location")}
+        c.close()
+        return out
+    except OSError as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def webmail(p: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"ok": False, "stage": "start"}
     t0 = time.monotonic()
+    if p.get("http_url"):
+        out["http"] = http_redirect(p["http_url"])
     try:
         s = Session(p)
     except Exception as exc:
@@ -274,7 +304,8 @@ def webmail(p: dict[str, Any]) -> dict[str, Any]:
         if out.get("sent_at") and out.get("logged_in_at"):
             out["login_to_sent"] = round(out["sent_at"] - out["logged_in_at"] + s.stages[1]["seconds"], 3)
     except Exception as exc:
-        out["error"] = f"{type(exc).__name__}: {str(exc)[:800]}"
+        first = (str(exc).strip().splitlines() or [""])[0]
+        out["error"] = f"{type(exc).__name__} at {out.get('stage')}: {first[:300]}"
         s.shot("error")
     finally:
         s.quit()

@@ -117,12 +117,12 @@ def plaintext_credentials(flows: Iterable[Flow] | PcapLike) -> list[dict[str, An
         if not f.kept or f.proto != 6:
             continue
         proto = protocol_of(f)
-        if proto not in ("smtp", "imap", "pop3"):
+        if proto not in ("smtp", "imap", "pop3", "http"):
             continue
         c2s = f.stream(C2S)
         if looks_like_tls(c2s.data):
             continue
-        st = find_starttls(f, proto)
+        st = find_starttls(f, proto) if proto != "http" else None
         clear_end = st.c2s_at if st is not None and st.accepted else len(c2s.data)
         for cred in scan_credentials(c2s.data[:clear_end], proto):
             reply = reply_after(f, cred.offset, cred.tag)

@@ -7,44 +7,15 @@ scenario does not name.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
 from lab.model.policy import PortNumber, SinglePort
-from lab.model.schema import Strict, hinted
-
-
-def _one_line(v: str) -> str:
-    if re.search(r"[\x00-\x1f\x7f]", v):
-        raise ValueError(
-            hinted(
-                "the text holds a line break or another control character",
-                "a header, an address or an SMTP command is one line (CR/LF would inject another)",
-            )
-        )
-    return v
-
-
-def _address(v: str) -> str:
-    _one_line(v)
-    if not re.fullmatch(r"[^\s<>@]{1,64}@[^\s<>@]{1,253}", v):
-        raise ValueError(hinted(f"'{v}' is not a mail address", "write it like alice@projet.dz"))
-    return v
-
-
-def _body(v: str) -> str:
-    if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", v):
-        raise ValueError("the body holds a control character (only line breaks and tabs are text)")
-    return v
-
-
-#: one line of text: no CR, LF or other control characters
-Line = Annotated[str, Field(max_length=998), AfterValidator(_one_line)]
-Address = Annotated[str, AfterValidator(_address)]
-Body = Annotated[str, Field(max_length=1_000_000), AfterValidator(_body)]
-Name = Annotated[str, Field(max_length=253), AfterValidator(_one_line)]
+from lab.model.schema import Strict
+from lab.model.server_actions import *  # noqa: F403  (the server's step models, re-exported)
+from lab.model.server_actions import SERVER_ACTIONS, ServerAction
+from lab.model.text import Address, Body, Line, Name
 
 #: which daemons a `service` step may stop or start, and the roles they run on
 #: (lab.services.registry holds the classes; a unit test keeps both lists the same)
@@ -451,7 +422,7 @@ class Wire(Strict):
     dhcp: WireDhcp | None = None
 
 
-ACTIONS: dict[str, type[Action]] = {
+ACTIONS: dict[str, type[Action] | type[ServerAction]] = {
     "send": Send,
     "fetch": Fetch,
     "dns": Dns,
@@ -471,4 +442,5 @@ ACTIONS: dict[str, type[Action]] = {
     "log": Log,
     "firewall_matrix": FirewallMatrix,
     "impair": Impair,
+    **SERVER_ACTIONS,
 }

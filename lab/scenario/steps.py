@@ -1,12 +1,24 @@
 """Every scenario action, registered: ``ACTIONS`` maps a step kind to its function.
 
-The actions live in ``mail_steps``, ``net_steps`` and ``wait_steps``; importing this
+The actions live in ``mail_steps``, ``net_steps``, ``wait_steps``, ``server_steps`` (webmail,
+certificates, TLS, SSH) and ``calendar_steps`` (meetings); importing this
 module imports them all (the runner and the pytest plugin do).
 """
 
 from __future__ import annotations
 
-from lab.scenario import mail_steps, net_steps, wait_steps
+from lab.scenario import calendar_steps, mail_steps, net_steps, server_steps, wait_steps
 from lab.scenario.context import ACTIONS, Context, Outcome, failed, passed
 
-__all__ = ["ACTIONS", "Context", "Outcome", "failed", "mail_steps", "net_steps", "passed", "wait_steps"]
+__all__ = [
+    "ACTIONS",
+    "Context",
+    "Outcome",
+    "calendar_steps",
+    "failed",
+    "mail_steps",
+    "net_steps",
+    "passed",
+    "server_steps",
+    "wait_steps",
+]

@@ -93,7 +93,7 @@ def _creds(analysis: dict[str, Any]) -> Outcome:
             f"packet {first.get('packet')} ({first.get('flow')})",
             findings=found,
         )
-    return passed("no AUTH, LOGIN or USER/PASS before TLS on any link")
+    return passed("no AUTH, LOGIN, USER/PASS before TLS, nor an HTTP password in clear, on any link")
 
 
 def _server_port(flow: str) -> int:

@@ -37,9 +37,7 @@ def seed_contexts() -> list[tuple[Path, str, dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, str]:
     plan = seed_plan()
-    return {
-        name: t.text() for cls in (Apache, Sshd, Radicale) for name, t in templates_of(plan, cls, "mail").items()
-    }
+    return {name: t.text() for cls in (Apache, Sshd, Radicale) for name, t in templates_of(plan, cls, "mail").items()}
 
 
 def test_sshd_is_key_only(rendered: dict[str, str]) -> None:
