@@ -129,8 +129,13 @@ class Session:
             pass
 
 
+def _page_error(s: Session, fallback: str) -> str:
+    m = CERT_ERROR.search(s.text()) or CERT_ERROR.search(fallback)
+    return m.group(0) if m else (fallback.strip().splitlines() or ["error"])[0][:300]
+
+
 def _login(s: Session, out: dict[str, Any]) -> bool:
-    from selenium.common.exceptions import TimeoutException, WebDriverException
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
     p, d = s.p, s.driver
@@ -138,15 +143,22 @@ def _login(s: Session, out: dict[str, Any]) -> bool:
     out["stage"] = "connect"
     try:
         d.get(p["url"])
-        s.wait("#rcmloginuser", 15)
-    except (TimeoutException, WebDriverException) as exc:
-        page = s.text()
-        m = CERT_ERROR.search(page) or CERT_ERROR.search(str(exc))
-        out["error"] = m.group(0) if m else f"no login form: {type(exc).__name__}"
-        out["page"] = page[:600]
+    except WebDriverException as exc:
+        out["error"] = _page_error(s, str(exc))
         s.shot("connect")
         s.stage("connect", t0, False, error=out["error"])
         return False
+    deadline = time.monotonic() + 15
+    while not d.find_elements(By.ID, "rcmloginuser"):
+        page = s.text()
+        m = CERT_ERROR.search(page)
+        if m or time.monotonic() > deadline:  # the browser's own error page, or nothing
+            out["error"] = m.group(0) if m else "no login form within 15 s"
+            out["page"] = page[:600]
+            s.shot("connect")
+            s.stage("connect", t0, False, error=out["error"])
+            return False
+        time.sleep(0.1)
     out["title"] = d.title
     out["url"] = d.current_url
     s.shot("login-page")

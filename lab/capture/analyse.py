@@ -15,6 +15,7 @@ from typing import Any
 from lab.capture.mailproto import IMPLICIT_TLS_PORTS, find_starttls, protocol_of, reply_after, scan_credentials
 from lab.capture.netsvc import dhcp, dns
 from lab.capture.pcap import C2S, S2C, Flow, Parsed, parse, paused_gc
+from lab.capture.sshproto import ssh_facts
 from lab.capture.tls import KeyLog, analyse_tls, looks_like_tls, read_keylog
 
 __all__ = [
@@ -342,6 +343,7 @@ def _analyse_pcap(pcap: PcapLike, keylog: KeyLogLike, *, link: str | None, servi
         "flows": [f.to_dict() for f in p.flows],
         "tls": [tls_facts(f, kl) for f in p.flows if f.kept and f.packets > 0],
         "credentials": plaintext_credentials(p.flows),
+        "ssh": [ssh_facts(f) for f in p.flows if f.kept and f.proto == 6 and f.sport == 22 and f.packets > 0],
     }
     if services:
         out["dhcp"] = dhcp(p)
@@ -360,4 +362,5 @@ def analyse_captures(pcaps_by_link: Mapping[str, PcapLike], keylog: KeyLogLike =
         "links": links,
         "credentials": [c for v in links.values() for c in v["credentials"]],
         "tls": [t for v in links.values() for t in v["tls"]],
+        "ssh": [t for v in links.values() for t in v["ssh"]],
     }

@@ -417,6 +417,7 @@ class Wire(Strict):
 
     tls: WireTls | None = None
     no_plaintext_auth: bool = False
+    ssh: bool = Field(False, description="every SSH flow: version exchange, key exchange, then nothing readable")
     path: list[WirePath] = Field(default_factory=list)
     nat: WireNat | None = None
     dhcp: WireDhcp | None = None

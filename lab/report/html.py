@@ -85,9 +85,20 @@ def _steps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "line": s.get("line"),
                 "details": json.dumps(shown, indent=2, sort_keys=False, default=str) if shown else "",
                 "traceback": tb or "",
+                "shots": _shots(details),
             }
         )
     return out
+
+
+def _shots(details: Any) -> list[dict[str, str]]:
+    """A browser step's screenshots (files in the report folder, relative paths)."""
+    shots = details.get("screenshots") if isinstance(details, dict) else None
+    return [
+        {"stage": str(x.get("stage", "")), "file": str(x["file"])}
+        for x in shots or []
+        if isinstance(x, dict) and isinstance(x.get("file"), str) and not x["file"].startswith(("/", ".."))
+    ]
 
 
 def _probes(summary: dict[str, Any]) -> list[dict[str, Any]]:

@@ -64,6 +64,7 @@ class Captures:
             "mail_flows": mail_flows(analysis, parsed, self.links),
             "tls": analysis["tls"],
             "credentials": analysis["credentials"],
+            "ssh": analysis["ssh"],
             "dhcp": {
                 link: v.get("dhcp", {}).get("clients", {})
                 for link, v in analysis["links"].items()

@@ -134,9 +134,16 @@ def _tls_ports(ctx: Context, node: str) -> list[int]:
     return ports
 
 
+def _keylog(ctx: Context) -> str | None:
+    return str(ctx.keylog) if ctx.keylog else None
+
+
 def _probe(ctx: Context, node: str, server: str, ports: list[int]) -> dict[int, dict[str, Any]]:
     return {
-        port: ctx.client(node, "tls", {"server": server, "port": port, "ca_file": ctx.ca_file}, 15) for port in ports
+        port: ctx.client(
+            node, "tls", {"server": server, "port": port, "ca_file": ctx.ca_file, "keylog": _keylog(ctx)}, 15
+        )
+        for port in ports
     }
 
 
@@ -207,7 +214,9 @@ def certificate(ctx: Context, s: S.Certificate) -> Outcome:
 
 @action("tls")
 def tls(ctx: Context, s: S.Tls) -> Outcome:
-    r = ctx.client(s.on, "tls", {"server": s.server, "port": s.port, "ca_file": ctx.ca_file}, 15)
+    r = ctx.client(
+        s.on, "tls", {"server": s.server, "port": s.port, "ca_file": ctx.ca_file, "keylog": _keylog(ctx)}, 15
+    )
     if not r.get("ok"):
         return failed(f"no TLS with {s.server}:{s.port}: {r.get('error')}", **r)
     cert = r.get("certificate", {})

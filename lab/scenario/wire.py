@@ -34,6 +34,8 @@ def check(
         )
     if wire.no_plaintext_auth:
         out.append(("wire: no credentials in clear", _creds(analysis)))
+    if wire.ssh:
+        out.append(("wire: SSH encrypted after the key exchange", _ssh(analysis)))
     for pth in wire.path:
         out.append(
             (f"wire: path {pth.from_} -> {pth.to}:{pth.port} via {', '.join(pth.via)}", _path(pth, plan, links, pcaps))
@@ -94,6 +96,33 @@ def _creds(analysis: dict[str, Any]) -> Outcome:
             findings=found,
         )
     return passed("no AUTH, LOGIN, USER/PASS before TLS, nor an HTTP password in clear, on any link")
+
+
+def _ssh(analysis: dict[str, Any]) -> Outcome:
+    flows = [f for f in analysis.get("ssh", []) if f["client"]["bytes"] and f["server"]["bytes"]]
+    if not flows:
+        return failed("no SSH flow was captured: nothing proves it")
+    bad = [f for f in flows if not f["encrypted"] or f["readable"]]
+    facts = [
+        {
+            "link": f["link"],
+            "flow": f["flow"],
+            "client": f["client"]["banner"],
+            "server": f["server"]["banner"],
+            "encrypted": f["encrypted"],
+            "readable_after_kex": f["client"]["readable_after_kex"] + f["server"]["readable_after_kex"],
+        }
+        for f in flows
+    ]
+    if bad:
+        f = bad[0]
+        why = "no key exchange completed" if not f["encrypted"] else "readable text after the key exchange"
+        return failed(f"{len(bad)} of {len(flows)} SSH flow(s): {why} ({f['link']}: {f['flow']})", flows=facts)
+    banners = sorted({str(f["server"]["banner"]) for f in flows})
+    return passed(
+        f"{len(flows)} SSH flow(s): version exchange ({', '.join(banners)}), key exchange, then nothing readable",
+        flows=facts,
+    )
 
 
 def _server_port(flow: str) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import http.client
 import socket
-import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -93,7 +92,7 @@ class Radicale(Service):
         return self.home / "radicale.log"
 
     def propfind(self, user: MailUser) -> int:
-        ctx = ssl.create_default_context(cafile=str(self.dep.ca.ca_file))
+        ctx = certs.readiness_context(self.dep.plan, self.node.name, self.dep.ca.ca_file)
         with netns(self.node.pid):
             raw = socket.create_connection((self.node.ip, PORT), timeout=2)
         conn = http.client.HTTPSConnection(self.node.plan.fqdn, PORT, context=ctx, timeout=5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 from pathlib import Path
 
 from lab.model.plan import Plan
@@ -54,3 +55,14 @@ def ensure(plan: Plan, ca: LabCA, node: str, node_dir: Path, ip: str | None) -> 
     domains = plan.mail[node].domains if node in plan.mail else []
     issued: ServerCert = ca.issue(hostname, domains, [ip] if ip else [], node_dir / "pki", variant=src)
     return install(node_dir, issued.cert, issued.key)
+
+
+def readiness_context(plan: Plan, node: str, ca_file: Path) -> ssl.SSLContext:
+    """How the lab asks a daemon whether it answers: verifying its certificate, except
+    for the teaching variants, whose refusal by the clients is the lesson (the daemon
+    itself is up all the same)."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    if source(plan, node) in ("expired", "wrong-name", "self-signed"):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx

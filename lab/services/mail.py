@@ -19,7 +19,6 @@ import pwd
 import secrets
 import shutil
 import socket
-import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -266,7 +265,7 @@ class Dovecot(Service):
 
     def wait_ready(self, timeout: float) -> None:
         spool = self.node.dir / "spool-postfix" / "private"
-        ctx = ssl.create_default_context(cafile=str(self.dep.ca.ca_file))
+        ctx = certs.readiness_context(self.dep.plan, self.node.name, self.dep.ca.ca_file)
 
         def answers() -> bool:
             if not ((spool / "dovecot-lmtp").exists() and (spool / "auth").exists()):

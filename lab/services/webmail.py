@@ -17,7 +17,6 @@ import pwd
 import secrets
 import shutil
 import socket
-import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ WEBMAIL_PRIVATE_DIRS = [
 RC_DB = Path("/var/lib/dbconfig-common/sqlite3/roundcube/roundcube")
 #: the URL path of Roundcube, as in the thesis (mail.projet.dz/mail)
 PATH = "mail"
-MODULES = ("authz_core", "authz_host", "alias", "dir", "mime", "ssl", "socache_shmcb")
+MODULES = ("authz_core", "authz_host", "alias", "dir", "mime", "ssl", "socache_shmcb", "filter", "deflate", "expires")
 
 
 def php_module() -> str:
@@ -159,7 +158,7 @@ class Apache(Service):
         self.pid = read_pid(self.pidfile, timeout=5)
 
     def login_page(self) -> bytes:
-        ctx = ssl.create_default_context(cafile=str(self.dep.ca.ca_file))
+        ctx = certs.readiness_context(self.dep.plan, self.node.name, self.dep.ca.ca_file)
         with netns(self.node.pid):
             raw = socket.create_connection((self.node.ip, 443), timeout=2)
         with ctx.wrap_socket(raw, server_hostname=self.hostname) as s:
