@@ -374,7 +374,7 @@ def _ssh(r: Refs, s: Any, where: PathKey) -> list[Problem]:
             r.p(
                 where + ("user",),
                 f"'{s.user}' is not an admin of the topology",
-                suggest(s.user, admins) or "add admins",
+                suggest(s.user, admins) or ("admins: " + ", ".join(admins) if admins else "add admins to the topology"),
             )
         )
     if s.expect == "ok" and s.auth == "password":

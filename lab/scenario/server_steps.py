@@ -244,7 +244,7 @@ def _ssh_argv(ctx: Context, s: S.Ssh) -> list[str]:
         "-o",
         "StrictHostKeyChecking=yes",
         "-o",
-        "ConnectTimeout=2",
+        "ConnectTimeout=1",
     ]
     if s.auth == "key":
         argv += ["-i", str(admin_key(state, s.user)), "-o", "IdentitiesOnly=yes", "-o", "PubkeyAuthentication=yes"]

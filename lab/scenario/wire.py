@@ -55,9 +55,19 @@ def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
     probes = sorted({f["flow"] for f in on_ports if f.get("client_bytes", 1) == 0})
     if not flows:
         return failed(f"no flow on ports {t.ports} was captured: nothing proves TLS")
+    # the same connection is captured on every link it crosses: one capture that missed the
+    # server's half of a handshake (the client's ClientHello is there) is a gap in that
+    # capture, not plaintext, when another link saw the handshake complete
+    complete = {f["flow"] for f in flows if f.get("tls")}
+    gaps = sorted({f"{f['link']}: {f['flow']}" for f in flows if _gap(f) and f["flow"] in complete})
+    flows = [f for f in flows if not (_gap(f) and f["flow"] in complete)]
     bad = []
     for f in flows:
-        if not f.get("tls"):
+        if not f.get("tls") and f.get("mode"):
+            bad.append(
+                f"{f['link']}: {f['flow']} began TLS but no handshake completed on any link ({f.get('handshake')})"
+            )
+        elif not f.get("tls"):
             bad.append(f"{f['link']}: {f['flow']} is plaintext")
         elif VERSION_RANK.get(str(f.get("version")), -1) < want:
             bad.append(f"{f['link']}: {f['flow']} negotiated {f.get('version')} (packet {f.get('tls_packet')})")
@@ -83,7 +93,16 @@ def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
         return failed(f"{len(bad)} of {len(flows)} flow(s) fail: " + "; ".join(bad[:5]), flows=facts, probes=probes)
     versions = sorted({str(f.get("version")) for f in flows})
     extra = f"; {len(probes)} connection(s) without client data ignored" if probes else ""
-    return passed(f"{len(flows)} flow(s), all TLS ({', '.join(versions)}){extra}", flows=facts, probes=probes)
+    if gaps:
+        extra += f"; {len(gaps)} capture(s) missed a handshake another link saw complete"
+    return passed(
+        f"{len(flows)} flow(s), all TLS ({', '.join(versions)}){extra}", flows=facts, probes=probes, capture_gaps=gaps
+    )
+
+
+def _gap(f: dict[str, Any]) -> bool:
+    """The client's TLS record is in this capture, the server's answer is not."""
+    return not f.get("tls") and f.get("mode") == "implicit" and f.get("server_bytes", 0) == 0
 
 
 def _creds(analysis: dict[str, Any]) -> Outcome:

@@ -44,7 +44,7 @@ def test_seed_walks_chapter_three(tmp_path, no_leaks):
     assert wrong["screenshots"][-1]["stage"] == "login-refused"
     # SSH: the key works, a password is refused by sshd, the students' LAN is dropped by the firewall
     assert "status=sent" in step(summary, "reads the mail log over SSH")["details"]["output"]
-    pw = step(summary, "password is refused")["details"]
+    pw = step(summary, "administrator's password is refused")["details"]
     assert pw["result"] == "refused" and "Permission denied (publickey)" in pw["stderr"]
     lan = step(summary, "students' LAN cannot reach SSH")["details"]
     assert lan["result"] == "blocked" and "timed out" in lan["stderr"]
