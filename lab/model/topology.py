@@ -12,12 +12,13 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from lab.model.policy import ROUTING_ROLES, FirewallPolicy, Routing
 from lab.model.schema import Strict, hinted
+from lab.model.text import _one_line
 from lab.model.yamlload import Located
 
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,14}")
@@ -226,7 +227,7 @@ class MailDomain(Strict):
 class Admin(Strict):
     """An SSH administrator: a Unix account on every node that runs ssh, key-only."""
 
-    password: str | None = Field(
+    password: Annotated[str, AfterValidator(_one_line)] | None = Field(
         None, min_length=1, max_length=256, description="an account password sshd must refuse (it is key-only)"
     )
     description: str | None = None

@@ -9,6 +9,7 @@ copied or opened offline as it is.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from pathlib import Path
@@ -65,7 +66,7 @@ def _cell(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def _steps(summary: dict[str, Any]) -> list[dict[str, Any]]:
+def _steps(summary: dict[str, Any], report_dir: Path | None = None) -> list[dict[str, Any]]:
     out = []
     for s in summary.get("steps", []):
         status = str(s.get("status", ""))
@@ -85,20 +86,29 @@ def _steps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "line": s.get("line"),
                 "details": json.dumps(shown, indent=2, sort_keys=False, default=str) if shown else "",
                 "traceback": tb or "",
-                "shots": _shots(details),
+                "shots": _shots(details, report_dir),
             }
         )
     return out
 
 
-def _shots(details: Any) -> list[dict[str, str]]:
-    """A browser step's screenshots (files in the report folder, relative paths)."""
+def _shots(details: Any, report_dir: Path | None) -> list[dict[str, str]]:
+    """A browser step's screenshots, embedded (the page stays one self-contained file);
+    each links to its PNG in the report folder."""
     shots = details.get("screenshots") if isinstance(details, dict) else None
-    return [
-        {"stage": str(x.get("stage", "")), "file": str(x["file"])}
-        for x in shots or []
-        if isinstance(x, dict) and isinstance(x.get("file"), str) and not x["file"].startswith(("/", ".."))
-    ]
+    out = []
+    for x in shots or []:
+        rel = x.get("file") if isinstance(x, dict) else None
+        if not isinstance(rel, str) or rel.startswith(("/", "..")) or report_dir is None:
+            continue
+        try:
+            png = (report_dir / rel).read_bytes()
+        except OSError:
+            continue
+        if png.startswith(b"\x89PNG"):
+            data = "data:image/png;base64," + base64.b64encode(png).decode()
+            out.append({"stage": str(x.get("stage", "")), "file": rel, "data": data})
+    return out
 
 
 def _probes(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -289,7 +299,7 @@ def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) 
             log.warning("topology diagram failed: %s", exc)
     configs, logs = _artefacts(summary, report_dir)
     counts = summary.get("counts") or {}
-    steps = _steps(summary)
+    steps = _steps(summary, report_dir)
     files = [f for f in ("summary.json", "junit.xml") if (report_dir / f).is_file()]
     status = str(summary.get("status", "unknown"))
     return {

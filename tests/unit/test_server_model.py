@@ -132,3 +132,28 @@ def test_worksheet(lab: str) -> None:
     load_scenario(REPO / entry["scenario"])
     assert entry["worksheet"] == f"docs/labs/{lab}.md"
     load_topology(REPO / entry["broken"])  # a broken variant is still a valid file
+
+
+def test_report_embeds_the_browser_screenshots(tmp_path: Path) -> None:
+    from lab.report.html import render_html
+
+    from .test_report_html import Page, _fixture
+
+    summary, plan, d = _fixture("star-fail", tmp_path)
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
+    (d / "screenshots" / "01-pc1").mkdir(parents=True)
+    for name in ("01-login-page.png", "02-login-refused.png"):
+        (d / "screenshots" / "01-pc1" / name).write_bytes(png)
+    shots = [
+        {"stage": "login-page", "file": "screenshots/01-pc1/01-login-page.png"},
+        {"stage": "login-refused", "file": "screenshots/01-pc1/02-login-refused.png"},
+        {"stage": "outside", "file": "/etc/passwd"},
+    ]
+    bad = next(s for s in summary["steps"] if s["status"] == "failed")
+    bad["details"] = {"screenshots": shots}
+    page = Page(render_html(summary, plan, d))
+    imgs = [el["attrs"]["src"] for el in page.find("img")]
+    # embedded (the page stays self-contained), the failed step's last one shown large; a path outside the
+    # report folder is never read
+    assert imgs and all(src.startswith("data:image/png;base64,") for src in imgs)
+    assert len(page.find("figure", class_="shot-failed")) == 1 and len(imgs) == 3
