@@ -176,7 +176,9 @@ def _login(s: Session, out: dict[str, Any]) -> bool:
             out["logged_in_at"] = time.monotonic()
             return True
         msg = s.notices()
-        if msg and not re.search(r"loading", msg, re.I):  # "Loading..." is progress, not an answer
+        # an answer to the login is a notice on the login page ("Loading..." is progress)
+        still_login = bool(d.find_elements(By.ID, "rcmloginuser"))
+        if msg and still_login and not re.search(r"loading", msg, re.I):
             out["error"] = msg.strip()
             s.shot("login-refused")
             s.stage("login", t0, False, error=out["error"])
@@ -257,21 +259,30 @@ def _logout(s: Session, out: dict[str, Any]) -> bool:
 
     t0 = time.monotonic()
     out["stage"] = "logout"
-    s.driver.get(s.p["base"] + "?_task=mail&_mbox=INBOX")
+    d = s.driver
+    d.get(s.p["base"] + "?_task=mail&_mbox=INBOX")
     s.wait("#messagelist")
-    for _ in range(3):  # the page's scripts may still be starting: click again
+    ready = "return !!(window.rcmail && rcmail.message_list && rcmail.env.request_token)"
+    deadline = time.monotonic() + 10
+    while not d.execute_script(ready) and time.monotonic() < deadline:  # Roundcube's scripts started
+        time.sleep(0.05)
+    try:
+        d.find_element(By.CSS_SELECTOR, "a.logout").click()
+        s.wait("#rcmloginuser", 3)
+    except (TimeoutException, WebDriverException):
+        # the click met a page still busy: log out the way the link does, with the page's token
+        token = d.execute_script("return window.rcmail ? rcmail.env.request_token : ''")
+        d.get(s.p["base"] + f"?_task=logout&_token={token}")
         try:
-            s.driver.find_element(By.CSS_SELECTOR, "a.logout").click()
             s.wait("#rcmloginuser", 5)
-            s.shot("logged-out")
-            s.stage("logout", t0, True)
-            return True
-        except (TimeoutException, WebDriverException):
-            time.sleep(0.3)
-    out["error"] = "the logout did not bring back the login form"
-    s.shot("logout-failed")
-    s.stage("logout", t0, False, error=out["error"])
-    return False
+        except TimeoutException:
+            out["error"] = "the logout did not bring back the login form"
+            s.shot("logout-failed")
+            s.stage("logout", t0, False, error=out["error"])
+            return False
+    s.shot("logged-out")
+    s.stage("logout", t0, True)
+    return True
 
 
 def http_redirect(url: str) -> dict[str, Any]:
