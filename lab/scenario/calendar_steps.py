@@ -12,7 +12,7 @@ from lab.scenario.context import Context, Outcome, action, failed, passed
 
 def _common(ctx: Context, server: str, timeout: float) -> dict[str, Any]:
     return {
-        "server": server,
+        "server": ctx.host_name(server),
         "port": 5232,
         "ca_file": ctx.ca_file,
         "keylog": str(ctx.keylog) if ctx.keylog else None,
@@ -26,7 +26,7 @@ def invite(ctx: Context, s: S.Invite) -> Outcome:
     mid = f"<{s.message}.{ctx.run_id}@mail-lab.test>"
     payload = {
         **_common(ctx, s.server, s.timeout),
-        "mail_server": s.mail_server,
+        "mail_server": ctx.host_name(s.mail_server),
         "organizer": s.organizer,
         "password": ctx.password(s.organizer, s.password),
         "attendees": s.attendees,
@@ -62,7 +62,7 @@ def agent(ctx: Context, s: S.Agent) -> Outcome:
     label = s.message or f"reply{len(ctx.messages) + 1}"
     payload = {
         **_common(ctx, s.server, s.timeout),
-        "mail_server": s.mail_server,
+        "mail_server": ctx.host_name(s.mail_server),
         "login": s.login,
         "password": ctx.password(s.login, s.password),
         "calendar": s.calendar,

@@ -91,6 +91,12 @@ class Context:
                 f"{(r.stderr or r.stdout).strip()[-1500:]}"
             ) from None
 
+    def host_name(self, ref: str) -> str:
+        """The name a client connects to: a node's full host name when the scenario names
+        the node (certificates are for host names), else what it wrote."""
+        node = self.plan.nodes.get(ref)
+        return node.fqdn if node is not None else ref
+
     def password(self, login: str, given: str | None) -> str:
         if given is not None:
             return given

@@ -57,10 +57,11 @@ def webmail(ctx: Context, s: S.Webmail) -> Outcome:
     read = ctx.messages.get(s.read) if s.read else None
     if s.read and read is None:
         return failed(f"message '{s.read}' was never sent, nothing to read")
+    server = ctx.host_name(s.server)
     payload = {
-        "url": f"https://{s.server}/{PATH}/",
-        "base": f"https://{s.server}/{PATH}/",
-        "http_url": f"http://{s.server}/{PATH}/",
+        "url": f"https://{server}/{PATH}/",
+        "base": f"https://{server}/{PATH}/",
+        "http_url": f"http://{server}/{PATH}/",
         "login": s.login,
         "password": ctx.password(s.login, s.password),
         "to": s.to,
@@ -215,7 +216,10 @@ def certificate(ctx: Context, s: S.Certificate) -> Outcome:
 @action("tls")
 def tls(ctx: Context, s: S.Tls) -> Outcome:
     r = ctx.client(
-        s.on, "tls", {"server": s.server, "port": s.port, "ca_file": ctx.ca_file, "keylog": _keylog(ctx)}, 15
+        s.on,
+        "tls",
+        {"server": ctx.host_name(s.server), "port": s.port, "ca_file": ctx.ca_file, "keylog": _keylog(ctx)},
+        15,
     )
     if not r.get("ok"):
         return failed(f"no TLS with {s.server}:{s.port}: {r.get('error')}", **r)
