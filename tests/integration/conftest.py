@@ -40,6 +40,21 @@ OURS = re.compile(rf"^{PREFIX_STEM}\d+(b\d|-)")  # kernel names of labs with aut
 RUN_ID = re.compile(re.escape(RUNS) + rf"({RUN_ID_RE})")
 
 
+def _bound_runs(mountinfo: str) -> set[str]:
+    """Runs whose state a process's mount namespace binds somewhere of its own (a lab node's
+    /etc/postfix, /etc/resolv.conf ...).  The run's tmpfs at its own place under the state
+    root is no proof: every mount namespace made on this machine while it was mounted
+    shows it (other labs', other developers', CI's), by propagation."""
+    out = set()
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields, src = left.split(), right.split()
+        if len(fields) > 4 and len(src) > 1 and src[1].startswith(TMPFS_NAME + "-"):
+            if not fields[4].startswith(str(STATE_ROOT)):
+                out.add(src[1][len(TMPFS_NAME) + 1 :])
+    return out
+
+
 def footprint() -> dict[str, object]:
     """What mail-lab's automatically named labs have on this machine.
 
@@ -73,7 +88,7 @@ def footprint() -> dict[str, object]:
         except OSError:
             continue
         shell = re.search(r"mininet:(\S+)", cmd)
-        runs = set(RUN_ID.findall(cmd + mounts))
+        runs = set(RUN_ID.findall(cmd)) | _bound_runs(mounts)
         mine = (shell is not None and OURS.match(shell.group(1) + "-")) or any(
             r not in claims or OURS.match(claims[r] + "-") for r in runs
         )
