@@ -413,7 +413,75 @@ def listen(p: dict[str, Any]) -> dict[str, Any]:
         s.sendto(b"ok", addr)
 
 
+#: OpenSSL's verify codes, as the reason a TLS client refuses a server
+VERIFY_REASONS = {
+    10: "expired",
+    62: "wrong-name",
+    18: "self-signed",
+    19: "self-signed",
+    20: "untrusted",
+    21: "untrusted",
+}
+_STARTTLS = {25: "smtp", 587: "smtp", 143: "imap", 110: "pop3"}
+
+
+def _plain_then_starttls(server: str, port: int) -> Any:
+    """A TCP connection, upgraded to the point of TLS (STARTTLS on the mail ports)."""
+    import socket
+
+    s = socket.create_connection((server, port), timeout=10)
+    proto = _STARTTLS.get(port)
+    if proto is None:
+        return s
+    f = s.makefile("rb")
+    f.readline()
+    if proto == "smtp":
+        s.sendall(b"EHLO tls-probe.invalid\r\n")
+        while (line := f.readline()) and line[3:4] == b"-":
+            pass
+        s.sendall(b"STARTTLS\r\n")
+    else:
+        s.sendall(b"a STARTTLS\r\n" if proto == "imap" else b"STLS\r\n")
+    reply = f.readline()
+    if not (reply.startswith(b"220") or b"OK" in reply[:8]):
+        raise OSError(f"STARTTLS refused: {reply.decode(errors='replace').strip()}")
+    return s
+
+
+def tls_probe(p: dict[str, Any]) -> dict[str, Any]:
+    """Connect and verify like a mail program or a browser; say why a server is refused,
+    and show the certificate it presented (read a second time without verifying)."""
+    from lab.capture.tls import cert_facts
+
+    out: dict[str, Any] = {"ok": False, "server": p["server"], "port": p["port"]}
+    t0 = time.monotonic()
+    try:
+        ctx = _tls_context(p["ca_file"], p.get("keylog"))
+        try:
+            with ctx.wrap_socket(_plain_then_starttls(p["server"], p["port"]), server_hostname=p["server"]) as t:
+                out.update(_tls_facts(t))
+                out["verified"] = True
+                out["reason"] = "trusted"
+        except ssl.SSLCertVerificationError as exc:
+            out["verified"] = False
+            out["verify_code"] = exc.verify_code
+            out["verify_message"] = exc.verify_message
+            out["reason"] = VERIFY_REASONS.get(exc.verify_code, "untrusted")
+        raw = ssl.create_default_context()
+        raw.check_hostname = False
+        raw.verify_mode = ssl.CERT_NONE
+        with raw.wrap_socket(_plain_then_starttls(p["server"], p["port"]), server_hostname=p["server"]) as t:
+            der = t.getpeercert(binary_form=True)
+        out["certificate"] = cert_facts(der) if der else {}
+        out["ok"] = True
+    except (OSError, ssl.SSLError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    out["seconds"] = round(time.monotonic() - t0, 4)
+    return out
+
+
 KINDS = {
+    "tls": tls_probe,
     "send": send,
     "fetch": fetch,
     "dns": resolve,

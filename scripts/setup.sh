@@ -21,13 +21,18 @@ PACKAGES=(
   rspamd clamav-daemon fail2ban sslscan
   squid nginx openvpn iptables
   libnetfilter-queue-dev build-essential python3-dev
+  apache2 libapache2-mod-php php-cli roundcube-core roundcube-sqlite3
+  chromium-driver python3-selenium libnss3-tools
+  pebble certbot
+  openssh-server openssh-client
+  radicale python3-bcrypt apache2-utils python3-icalendar
   python3 python3-venv python3-pip python3-distutils
 )
 # squid, nginx (the proxy lab's forward proxy and web server), openvpn (the VPN lab);
 # iptables and libnetfilter-queue-dev (+ a compiler and Python's headers, to build the
 # NetfilterQueue module): the NFQUEUE link-delay helper, for kernels without tc netem
 SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server rspamd clamav-daemon clamav-freshclam fail2ban
-  squid nginx openvpn)
+  squid nginx openvpn apache2 ssh radicale)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -47,6 +52,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Postfix asks how to configure itself: the lab writes its own config per node.
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   echo "postfix postfix/mailname string mail-lab.invalid" | debconf-set-selections
+  # Roundcube: its own sqlite database (copied per node by the lab), no web server
+  # restart and no change to the machine's Apache (each webmail node has its own copy).
+  debconf-set-selections <<'SEL'
+roundcube-core roundcube/dbconfig-install boolean true
+roundcube-core roundcube/database-type select sqlite3
+roundcube-core roundcube/restart-webserver boolean false
+roundcube-core roundcube/reconfigure-webserver multiselect apache2
+SEL
   # Keep the package scripts from starting the stock daemons in the root namespace.
   made_policy=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -65,7 +78,8 @@ fi
 # root namespace; the lab never uses them.  Stop them by their own pid files.
 for pidf in /run/dovecot/master.pid /var/spool/postfix/pid/master.pid /run/named/named.pid \
             /run/kea/kea-dhcp4.kea-dhcp4.pid /run/rspamd/rspamd.pid /run/clamav/clamd.pid \
-            /run/clamav/freshclam.pid /run/fail2ban/fail2ban.pid /run/squid.pid /run/nginx.pid; do
+            /run/clamav/freshclam.pid /run/fail2ban/fail2ban.pid /run/squid.pid /run/nginx.pid \
+            /run/apache2/apache2.pid /run/sshd.pid /run/radicale.pid; do
   if [ -s "$pidf" ]; then
     pid=$(tr -dc 0-9 < "$pidf")
     if [ -n "$pid" ] && [ "$(readlink /proc/"$pid"/ns/net 2>/dev/null)" = "$(readlink /proc/self/ns/net)" ]; then

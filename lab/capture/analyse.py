@@ -15,6 +15,7 @@ from typing import Any
 from lab.capture.mailproto import IMPLICIT_TLS_PORTS, find_starttls, protocol_of, reply_after, scan_credentials
 from lab.capture.netsvc import dhcp, dns
 from lab.capture.pcap import C2S, S2C, Flow, Parsed, parse, paused_gc
+from lab.capture.sshproto import ssh_facts
 from lab.capture.tls import KeyLog, analyse_tls, looks_like_tls, read_keylog
 
 __all__ = [
@@ -117,12 +118,12 @@ def plaintext_credentials(flows: Iterable[Flow] | PcapLike) -> list[dict[str, An
         if not f.kept or f.proto != 6:
             continue
         proto = protocol_of(f)
-        if proto not in ("smtp", "imap", "pop3"):
+        if proto not in ("smtp", "imap", "pop3", "http"):
             continue
         c2s = f.stream(C2S)
         if looks_like_tls(c2s.data):
             continue
-        st = find_starttls(f, proto)
+        st = find_starttls(f, proto) if proto != "http" else None
         clear_end = st.c2s_at if st is not None and st.accepted else len(c2s.data)
         for cred in scan_credentials(c2s.data[:clear_end], proto):
             reply = reply_after(f, cred.offset, cred.tag)
@@ -375,6 +376,7 @@ def _analyse_pcap(pcap: PcapLike, keylog: KeyLogLike, *, link: str | None, servi
         "tls": [tls_facts(f, kl) for f in p.flows if f.kept and f.packets > 0],
         "credentials": plaintext_credentials(p.flows),
         "plaintext_mail": plaintext_mail(p.flows),
+        "ssh": [ssh_facts(f) for f in p.flows if f.kept and f.proto == 6 and f.sport == 22 and f.packets > 0],
     }
     if services:
         out["dhcp"] = dhcp(p)
@@ -394,4 +396,5 @@ def analyse_captures(pcaps_by_link: Mapping[str, PcapLike], keylog: KeyLogLike =
         "credentials": [c for v in links.values() for c in v["credentials"]],
         "plaintext_mail": [c for v in links.values() for c in v["plaintext_mail"]],
         "tls": [t for v in links.values() for t in v["tls"]],
+        "ssh": [t for v in links.values() for t in v["ssh"]],
     }

@@ -27,6 +27,8 @@ PORT_PROTOCOL = {
     443: "https",
     80: "http",
     3128: "http-proxy",
+    22: "ssh",
+    5232: "https",
 }
 IMPLICIT_TLS_PORTS = frozenset({465, 993, 995, 443})
 
@@ -187,8 +189,49 @@ class Credential:
     tag: str | None = None
 
 
+_HTTP_BASIC = re.compile(rb"(?im)^authorization:[ \t]*basic[ \t]+([A-Za-z0-9+/=]+)")
+_HTTP_FORM = re.compile(rb"(?i)(?:^|[&?\s])(_pass|pass|password|passwd|pwd)=([^&\s]+)")
+_HTTP_USER = re.compile(rb"(?i)(?:^|[&?\s])(_user|user|username|login)=([^&\s]+)")
+
+
+def scan_http(data: bytes) -> list[Credential]:
+    """Passwords in plaintext HTTP requests: Basic authorization, or a login form's field
+    (Roundcube posts ``_user`` and ``_pass``)."""
+    found = []
+    for m in _HTTP_BASIC.finditer(data):
+        raw = _b64(m.group(1).decode())
+        user = raw.split(b":", 1)[0].decode(errors="replace") if raw else None
+        found.append(
+            Credential(
+                m.start(),
+                "http",
+                "Authorization: Basic",
+                user,
+                f"HTTP Basic: user {user!r} and password in clear",
+                "Authorization: Basic ********",
+            )
+        )
+    for m in _HTTP_FORM.finditer(data):
+        u = _HTTP_USER.search(data, max(0, m.start() - 2000), m.start() + 2000)
+        user = u.group(2).decode(errors="replace") if u else None
+        field = m.group(1).decode()
+        found.append(
+            Credential(
+                m.start(1),
+                "http",
+                "POST form",
+                user,
+                f"HTTP form field {field}: password in clear",
+                f"{field}=********",
+            )
+        )
+    return found
+
+
 def scan_credentials(data: bytes, proto: str) -> list[Credential]:
     """Credentials in the plaintext client-to-server bytes of one mail session."""
+    if proto == "http":
+        return scan_http(data)
     found: list[Credential] = []
     ls = list(lines(data))
     i = 0

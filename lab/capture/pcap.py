@@ -64,8 +64,9 @@ __all__ = [
     "paused_gc",
 ]
 
-#: TCP ports whose streams are kept (reassembled): mail, HTTPS, HTTP and a proxy's
-MAIL_PORTS = frozenset({25, 465, 587, 110, 995, 143, 993, 443, 80, 3128})
+#: TCP ports whose streams are kept (reassembled): mail, HTTPS, HTTP, a proxy's, SSH,
+#: CalDAV (Radicale) and the lab's ACME CA (Pebble)
+MAIL_PORTS = frozenset({25, 465, 587, 110, 995, 143, 993, 443, 80, 3128, 22, 5232, 14000})
 UDP_KEEP_PORTS = frozenset({53, 67, 68})  # datagrams kept for dns() and dhcp()
 
 LINKTYPE_ETHERNET = 1

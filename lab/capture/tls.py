@@ -217,6 +217,7 @@ def cert_facts(der: bytes) -> dict[str, Any]:
     except x509.ExtensionNotFound:
         out["san"] = []
     out["not_after"] = cert.not_valid_after_utc.isoformat()
+    out["serial"] = format(cert.serial_number, "x")
     return out
 
 
@@ -446,5 +447,6 @@ def analyse_tls(c2s: bytes, s2c: bytes, keylog: KeyLog | None = None) -> dict[st
         out["cert_san"] = leaf.get("san", [])
         out["cert_issuer"] = leaf.get("issuer")
         out["cert_not_after"] = leaf.get("not_after")
+        out["cert_serial"] = leaf.get("serial")
         out["cert_chain_length"] = len(certs)
     return out

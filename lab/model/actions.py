@@ -13,6 +13,8 @@ from pydantic import Field, model_validator
 
 from lab.model.policy import PortNumber, SinglePort
 from lab.model.schema import Strict
+from lab.model.server_actions import *  # noqa: F403  (the server's step models, re-exported)
+from lab.model.server_actions import SERVER_ACTIONS, ServerAction
 from lab.model.text import Address, Body, DelayText, FileName, Line, Name, Url
 from lab.model.wire import Wire, WireDhcp, WireNat, WirePath, WireProxied, WireSuites, WireTls, WireTunnel
 
@@ -48,6 +50,10 @@ DAEMONS: dict[str, tuple[str, ...]] = {
     "squid": ("proxy",),
     "nginx": ("web",),
     "openvpn": ("router", "firewall", "host"),
+    "pebble": ("acme",),
+    "apache2": ("webmail", "mail"),
+    "radicale": ("mail", "webmail"),
+    "sshd": ("mail", "webmail", "dns", "dhcp", "router", "firewall", "host", "acme"),
 }
 
 
@@ -329,6 +335,10 @@ class ServiceState(Action):
         "squid",
         "nginx",
         "openvpn",
+        "pebble",
+        "apache2",
+        "radicale",
+        "sshd",
     ]
     state: Literal["stop", "start"]
 
@@ -520,7 +530,7 @@ class Sniff(Action):
         return f"{s.on}: sniff {s.between[0]} <-> {s.between[1]} ({s.expect.replace('_', ' ')})"
 
 
-ACTIONS: dict[str, type[Action]] = {
+ACTIONS: dict[str, type[Action] | type[ServerAction]] = {
     "send": Send,
     "fetch": Fetch,
     "dns": Dns,
@@ -544,4 +554,5 @@ ACTIONS: dict[str, type[Action]] = {
     "impair": Impair,
     "rtt": Rtt,
     "http": Http,
+    **SERVER_ACTIONS,
 }

@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.model.fwplan import AllowRule, FirewallPlan, Forwarding, FwZone
+from lab.model.fwplan import AllowRule, FirewallPlan, Forwarding, FwZone, InboundRule
 from lab.model.nodeplan import IfacePlan, NodePlan, Route, mac_for
 from lab.model.routes import RoutingPlan, routing_plans, static_routes
 from lab.model.topology import Topology
@@ -314,6 +314,7 @@ def firewall_plan(plan: Plan, fw: str) -> FirewallPlan:
         allow=tuple(AllowRule(a.from_, a.to, tuple(a.ports)) for a in pol.allow),
         masquerade=tuple((m.from_, m.to) for m in pol.masquerade),
         forwards=forwards,
+        inbound=tuple(InboundRule(r.from_, p) for r in pol.inbound for p in r.ports),
         icmp=pol.icmp,
         default=pol.default,
         routing=(mode,) if mode in ("ospf", "rip") else (),

@@ -136,9 +136,19 @@ class PortForward(Strict):
     to_port: PortNumber | None = None
 
 
+class Inbound(Strict):
+    """Traffic to the firewall itself (its own services, e.g. ssh), from one zone."""
+
+    from_: str = Field(alias="from")
+    ports: list[Port] = Field(min_length=1, description="tcp/22 ...")
+
+
 class FirewallPolicy(Strict):
     zones: dict[str, list[str]] = Field(description="zone name: the subnets behind it")
     allow: list[Allow] = Field(default_factory=list)
+    inbound: list[Inbound] = Field(
+        default_factory=list, description="connections to the firewall itself, by zone (e.g. ssh from the admins)"
+    )
     masquerade: list[Masquerade] = Field(default_factory=list)
     forward: list[PortForward] = Field(default_factory=list)
     icmp: bool = Field(True, description="let ping through wherever some traffic is allowed")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lab.errors import Problem
-from lab.model.actions import DAEMONS, Wire
+from lab.model.actions import DAEMONS, Invite, Wire
 from lab.model.nodeplan import NodePlan
 from lab.model.plan import Plan
 from lab.model.schema import suggest
@@ -25,7 +25,22 @@ LISTENS: dict[str, set[int]] = {
     "dns": {53},
     "web": {80, 443},
     "proxy": {3128},
+    "webmail": {80, 443},
+    "acme": {14000, 15000},
 }
+#: what a node's extra services listen on (``services:``)
+SERVICE_LISTENS: dict[str, set[int]] = {"webmail": {80, 443}, "ssh": {22}, "calendar": {5232}}
+
+
+def listens(plan: Plan, node: str) -> set[int]:
+    """The ports a node's daemons listen on: its role's and its services'."""
+    n = plan.nodes[node]
+    out = set(LISTENS.get(n.role, ()))
+    for svc in plan.topology.data.nodes[node].services:
+        out |= SERVICE_LISTENS[svc]
+    return out
+
+
 MAIL_PORTS = {"send": 587, "flood": 587, "smtp": 25}
 FETCH_PORTS = {"imaps": 993, "pop3s": 995, "imap": 143, "pop3": 110}
 
@@ -142,7 +157,7 @@ def _server(r: Refs, kind: str, s: Any, where: PathKey) -> list[Problem]:
 
 def _label(r: Refs, kind: str, s: Any, where: PathKey) -> list[Problem]:
     out = []
-    if kind in ("send", "flood") and getattr(s, "message", None):
+    if kind in ("send", "flood", "webmail", "invite", "agent") and getattr(s, "message", None):
         if s.message in r.labels:
             out.append(r.p(where + ("message",), f"label '{s.message}' is used by an earlier send"))
         r.labels.add(s.message)
@@ -270,7 +285,10 @@ def _daemon(r: Refs, s: Any, where: PathKey) -> list[Problem]:
     if node is None:
         return []
     roles = DAEMONS[s.daemon]
-    if node.role not in roles:
+    extra = {"apache2": "webmail", "radicale": "calendar", "sshd": "ssh"}.get(s.daemon)
+    if extra and (extra in r.plan.topology.data.nodes[s.node].services or node.role == extra):
+        return []
+    if node.role not in roles or extra:
         return [
             r.p(
                 where + ("daemon",),
@@ -304,10 +322,115 @@ def _target_server(r: Refs, s: Any, where: PathKey) -> list[Problem]:
         return [r.p(where + ("server",), f"'{s.server}' is not a mail node: it takes no logins")]
     out = []
     for j, port in enumerate(getattr(s, "ports", [])):
-        listens = LISTENS.get(node.role, set())
         fwd = r.forwards_to(node, port)
-        if port not in listens and not (fwd is not None and port in LISTENS.get(fwd.role, set())):
+        if port not in listens(r.plan, node.name) and not (fwd is not None and port in listens(r.plan, fwd.name)):
             out.append(r.p(where + ("ports", j), f"nothing on '{s.server}' listens on port {port}"))
+    return out
+
+
+def _runs(r: Refs, where: PathKey, ref: str, service: str, what: str) -> list[Problem]:
+    """The node named ``ref`` (name, host name or address) runs ``service``."""
+    node = r.node_named(ref)
+    if node is None:
+        return []  # _server or _target already said so
+    data = r.plan.topology.data.nodes[node.name]
+    if service in data.services or node.role == service:
+        return []
+    having = [n for n, v in r.plan.topology.data.nodes.items() if service in v.services or v.role == service]
+    return [
+        r.p(
+            where,
+            f"'{ref}' ({node.name}) runs no {what}",
+            f"{what} runs on: " + ", ".join(having) if having else f"give a node services: [{service}]",
+        )
+    ]
+
+
+def _users(r: Refs, where: PathKey, addresses: list[str], password: str | None = None) -> list[Problem]:
+    return [
+        r.p(where, f"'{a}' is not a user of the topology", "add the user under domains")
+        for a in addresses
+        if password is None and r.plan.user(a) is None
+    ]
+
+
+@checks("webmail")
+def _webmail(r: Refs, s: Any, where: PathKey) -> list[Problem]:
+    out = _runs(r, where + ("server",), s.server, "webmail", "webmail (Roundcube)")
+    out += _users(r, where + ("login",), [s.login], s.password)
+    if s.read is not None and s.read not in r.labels:
+        out.append(
+            r.p(where + ("read",), f"no earlier step sent a message labelled '{s.read}'", suggest(s.read, r.labels))
+        )
+    if s.message is not None and not s.to:
+        out.append(r.p(where + ("message",), "a label names a message this step sends: give 'to' too"))
+    return out
+
+
+@checks("certificate")
+def _certificate(r: Refs, s: Any, where: PathKey) -> list[Problem]:
+    node = r.nodes.get(s.node)
+    if node is None:
+        return []
+    data = r.plan.topology.data.nodes[s.node]
+    if not ({443, 993, 587, 5232} & listens(r.plan, s.node)):
+        return [r.p(where + ("node",), f"'{s.node}' serves no TLS: it has no certificate to show")]
+    if s.renew and data.certificate != "acme":
+        return [
+            r.p(
+                where + ("renew",),
+                f"'{s.node}'s certificate does not come from ACME: certbot has nothing to renew",
+                "give the node certificate: acme (and an acme node)",
+            )
+        ]
+    return []
+
+
+@checks("tls")
+def _tls(r: Refs, s: Any, where: PathKey) -> list[Problem]:
+    node = r.node_named(s.server)
+    if node is None or s.port in listens(r.plan, node.name):
+        return []
+    return [r.p(where + ("port",), f"nothing on '{node.name}' listens on port {s.port}")]
+
+
+@checks("ssh")
+def _ssh(r: Refs, s: Any, where: PathKey) -> list[Problem]:
+    out = _target(r, s, where) + _runs(r, where + ("to",), s.to, "ssh", "ssh")
+    admins = list(r.plan.topology.data.admins)
+    if s.user not in admins:
+        out.append(
+            r.p(
+                where + ("user",),
+                f"'{s.user}' is not an admin of the topology",
+                suggest(s.user, admins) or ("admins: " + ", ".join(admins) if admins else "add admins to the topology"),
+            )
+        )
+    if s.expect == "ok" and s.auth == "password":
+        out.append(r.p(where + ("expect",), "ssh is key-only here: a password login can only be refused"))
+    return out
+
+
+@checks("invite", "agent", "calendar")
+def _meeting(r: Refs, s: Any, where: PathKey) -> list[Problem]:
+    out = _runs(r, where + ("server",), s.server, "calendar", "calendar (Radicale)")
+    mail = getattr(s, "mail_server", None)
+    if mail is not None:
+        node = r.node_named(mail)
+        if node is None:
+            out.append(r.p(where + ("mail_server",), f"'{mail}' is neither a node nor a host name of the topology"))
+        elif node.role != "mail":
+            out.append(
+                r.p(where + ("mail_server",), f"'{mail}' is the {node.role} node '{node.name}': it runs no mail")
+            )
+    if isinstance(s, Invite):
+        out += _users(r, where + ("organizer",), [s.organizer], s.password)
+        out += [p for j, a in enumerate(s.attendees) for p in _users(r, where + ("attendees", j), [a])]
+    else:
+        out += _users(r, where + ("login",), [s.login], s.password)
+    meeting = getattr(s, "meeting", None)
+    if meeting is not None and meeting not in r.labels:
+        out.append(r.p(where + ("meeting",), f"no earlier invite has label '{meeting}'", suggest(meeting, r.labels)))
     return out
 
 
@@ -345,7 +468,7 @@ def check_wire(w: Wire, plan: Plan, src: Located) -> list[Problem]:
     out += _wire_proxied(r, w)
     out += _wire_tunnel(r, w)
     if w.tls is not None:
-        listening = {port for n in r.nodes.values() for port in LISTENS.get(n.role, ())}
+        listening = {port for n in r.nodes for port in listens(plan, n)}
         for j, port in enumerate(w.tls.ports):
             if port not in listening:
                 out.append(

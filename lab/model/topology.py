@@ -12,27 +12,37 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from lab.model.policy import ROUTING_ROLES, FirewallPolicy, Routing
 from lab.model.proxyvpn import Label, ProxyPolicy, Vpn
 from lab.model.schema import Strict, hinted
+from lab.model.text import _one_line
 from lab.model.yamlload import Located
 
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,14}")
 DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 USER_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
-Role = Literal["host", "switch", "mail", "dns", "dhcp", "router", "firewall", "proxy", "web"]
-BUILDABLE_ROLES = ("host", "switch", "mail", "dns", "dhcp", "router", "firewall", "proxy", "web")
-SERVICE_ROLES = ("mail", "dns", "dhcp", "proxy", "web")
+Role = Literal["host", "switch", "mail", "dns", "dhcp", "router", "firewall", "proxy", "web", "webmail", "acme"]
+BUILDABLE_ROLES = ("host", "switch", "mail", "dns", "dhcp", "router", "firewall", "proxy", "web", "webmail", "acme")
+SERVICE_ROLES = ("mail", "dns", "dhcp", "proxy", "web", "webmail", "acme")
+#: what a node may run besides its role's daemons (``services:``): Roundcube (Apache),
+#: OpenSSH's server, the CalDAV server (Radicale)
+NodeService = Literal["webmail", "ssh", "calendar"]
+#: where a node's TLS certificate comes from: the run's lab CA, the lab's ACME CA (certbot),
+#: or one of the teaching variants clients must refuse
+CertificateSource = Literal["lab-ca", "acme", "expired", "wrong-name", "self-signed"]
+#: a Unix account name for an SSH administrator (not one of the machine's system accounts)
+ADMIN_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 MAX_NODES = 2000  # what one 2-core machine builds in about a minute
 MAX_LINKS = 20000
 MAX_SUBNETS = 20000
 
 __all__ = [
+    "ADMIN_RE",
     "DOMAIN_RE",
     "MIDDLEBOXES",
     "NAME_RE",
@@ -192,6 +202,17 @@ class Node(Strict):
         max_length=20,
         description="more names of this node in its domain (DNS A records), e.g. [www, games] for a web server",
     )
+    services: list[NodeService] = Field(
+        default_factory=list,
+        max_length=3,
+        description="more daemons on this node: webmail (Apache + Roundcube), ssh (OpenSSH), calendar (Radicale)",
+    )
+    certificate: CertificateSource | None = Field(
+        None,
+        description="where its TLS certificate comes from: lab-ca (default), acme (certbot from the acme node), "
+        "or a variant clients refuse: expired, wrong-name, self-signed",
+    )
+    mail_server: str | None = Field(None, description="webmail nodes: the mail node Roundcube logs into")
 
     @field_validator("address")
     @classmethod
@@ -280,6 +301,15 @@ class MailDomain(Strict):
     public: PublicView | None = Field(None, description="the domain as seen from outside a NAT")
 
 
+class Admin(Strict):
+    """An SSH administrator: a Unix account on every node that runs ssh, key-only."""
+
+    password: Annotated[str, AfterValidator(_one_line)] | None = Field(
+        None, min_length=1, max_length=256, description="an account password sshd must refuse (it is key-only)"
+    )
+    description: str | None = None
+
+
 class TopologyFile(Strict):
     name: str
     description: str | None = None
@@ -297,6 +327,7 @@ class TopologyFile(Strict):
         default_factory=dict, description="proxy nodes: who may use them, what they refuse"
     )
     vpns: dict[str, Vpn] = Field(default_factory=dict, description="OpenVPN tunnels: site to site, or remote access")
+    admins: dict[str, Admin] = Field(default_factory=dict, description="SSH administrators (key-only accounts)")
     params: dict[str, int] = Field(default_factory=dict, description="set by a generator: the sizes used")
 
 

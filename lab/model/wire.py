@@ -81,6 +81,7 @@ class Wire(Strict):
     no_plaintext_mail: bool = Field(
         False, description="no SMTP flow carried a message (DATA) before TLS: nothing crossed in clear"
     )
+    ssh: bool = Field(False, description="every SSH flow: version exchange, key exchange, then nothing readable")
     path: list[WirePath] = Field(default_factory=list)
     nat: WireNat | None = None
     dhcp: WireDhcp | None = None
@@ -98,6 +99,8 @@ class Wire(Strict):
             names.append("wire: no credentials in clear")
         if self.no_plaintext_mail:
             names.append("wire: no mail in clear")
+        if self.ssh:
+            names.append("wire: SSH encrypted after the key exchange")
         names += [f"wire: path {p.from_} -> {p.to}:{p.port} via {', '.join(p.via)}" for p in self.path]
         if self.nat is not None:
             names.append(f"wire: NAT on {self.nat.node}")

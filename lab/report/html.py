@@ -9,6 +9,7 @@ copied or opened offline as it is.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -101,7 +102,7 @@ def _dialogue(lines: Any) -> list[dict[str, str]]:
     return [{"who": who.get(str(x)[:3], "note"), "text": str(x)} for x in lines]
 
 
-def _steps(summary: dict[str, Any]) -> list[dict[str, Any]]:
+def _steps(summary: dict[str, Any], report_dir: Path | None = None) -> list[dict[str, Any]]:
     out = []
     for s in summary.get("steps", []):
         status = str(s.get("status", ""))
@@ -123,8 +124,28 @@ def _steps(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "details": readable(shown) if shown else "",
                 "dialogue": _dialogue(details.get("dialogue")) if isinstance(details, dict) else [],
                 "traceback": tb or "",
+                "shots": _shots(details, report_dir),
             }
         )
+    return out
+
+
+def _shots(details: Any, report_dir: Path | None) -> list[dict[str, str]]:
+    """A browser step's screenshots, embedded (the page stays one self-contained file);
+    each links to its PNG in the report folder."""
+    shots = details.get("screenshots") if isinstance(details, dict) else None
+    out = []
+    for x in shots or []:
+        rel = x.get("file") if isinstance(x, dict) else None
+        if not isinstance(rel, str) or rel.startswith(("/", "..")) or report_dir is None:
+            continue
+        try:
+            png = (report_dir / rel).read_bytes()
+        except OSError:
+            continue
+        if png.startswith(b"\x89PNG"):
+            data = "data:image/png;base64," + base64.b64encode(png).decode()
+            out.append({"stage": str(x.get("stage", "")), "file": rel, "data": data})
     return out
 
 
@@ -315,7 +336,7 @@ def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) 
             log.warning("topology diagram failed: %s", exc)
     configs, logs = _artefacts(summary, report_dir)
     counts = summary.get("counts") or {}
-    steps = _steps(summary)
+    steps = _steps(summary, report_dir)
     traces = _traces(summary, report_dir)
     files = [f for f in ("summary.json", "junit.xml") if (report_dir / f).is_file()]
     status = str(summary.get("status", "unknown"))

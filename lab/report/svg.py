@@ -16,7 +16,7 @@ from typing import Any
 from lab.model.plan import Plan
 from lab.report.svglayout import ICON_H, ICON_W, SPINE, TEXT_H, Edge, Graph, Node, layout, text_width
 
-ROLES = ("switch", "router", "firewall", "host", "mail", "dns", "dhcp", "proxy", "web")
+ROLES = ("switch", "router", "firewall", "host", "mail", "dns", "dhcp", "proxy", "web", "webmail", "acme")
 #: stroke and fill of each role's glyph
 COLOURS = {
     "switch": ("#4a5a6a", "#dde4ec"),
@@ -28,6 +28,8 @@ COLOURS = {
     "dhcp": ("#6f44a0", "#e6dcf3"),
     "proxy": ("#7a5a12", "#f3ead2"),
     "web": ("#2d6b2d", "#dcefd9"),
+    "webmail": ("#2b7bb9", "#dcecf8"),
+    "acme": ("#2e7d32", "#dff0df"),
 }
 MARGIN = 24
 
@@ -94,6 +96,14 @@ def _glyph(role: str, x: float, y: float) -> str:
         return (
             f'<rect x="{left:.1f}" y="{t:.1f}" width="{w}" height="{h}" rx="9" {st}/>'
             f'<text x="{x:.1f}" y="{y + 3.5:.1f}" class="t-in" fill="{stroke}">{word}</text>'
+        )
+    if role in ("webmail", "acme"):
+        # webmail: a browser window; acme: a certificate with its seal
+        label = "WWW" if role == "webmail" else "CA"
+        return (
+            f'<rect x="{left:.1f}" y="{t + 2:.1f}" width="{w}" height="{h - 4}" rx="3" {st}/>'
+            f'<line x1="{left:.1f}" y1="{t + 9:.1f}" x2="{left + w:.1f}" y2="{t + 9:.1f}" stroke="{stroke}" stroke-width="1.5"/>'
+            f'<text x="{x:.1f}" y="{y + 7:.1f}" class="t-in" fill="{stroke}">{label}</text>'
         )
     # host: a monitor on a stand
     return (

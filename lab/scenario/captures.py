@@ -66,6 +66,7 @@ class Captures:
             "timings": timings(analysis, parsed, shown),
             "tls": analysis["tls"],
             "credentials": analysis["credentials"],
+            "ssh": analysis["ssh"],
             "dhcp": {
                 link: v.get("dhcp", {}).get("clients", {})
                 for link, v in analysis["links"].items()

@@ -70,14 +70,19 @@ class Context:
         return dst
 
     @property
+    def ca_file(self) -> str:
+        """The bundle of CAs every client of the run trusts (the lab CA, and the ACME CA's root)."""
+        return str(self.lab.dep.ca.ca_file) if self.lab.dep else ""
+
+    @property
     def plan(self) -> Plan:
         return self.lab.plan
 
-    def client(self, node: str, kind: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Run a protocol client inside ``node`` and return its JSON report."""
-        r = self.lab.node(node).run(
-            [sys.executable, "-m", "lab.clients", kind, json.dumps(payload)], timeout=timeout + 15
-        )
+    def client(
+        self, node: str, kind: str, payload: dict[str, Any], timeout: float, module: str = "lab.clients"
+    ) -> dict[str, Any]:
+        """Run a protocol client inside ``node`` (``python -m MODULE KIND JSON``) and return its JSON report."""
+        r = self.lab.node(node).run([sys.executable, "-m", module, kind, json.dumps(payload)], timeout=timeout + 15)
         try:
             return json.loads(r.stdout.strip().splitlines()[-1])
         except (IndexError, ValueError):
@@ -85,6 +90,12 @@ class Context:
                 f"the {kind} client failed inside {node} (exit {r.returncode}): "
                 f"{(r.stderr or r.stdout).strip()[-1500:]}"
             ) from None
+
+    def host_name(self, ref: str) -> str:
+        """The name a client connects to: a node's full host name when the scenario names
+        the node (certificates are for host names), else what it wrote."""
+        node = self.plan.nodes.get(ref)
+        return node.fqdn if node is not None else ref
 
     def password(self, login: str, given: str | None) -> str:
         if given is not None:

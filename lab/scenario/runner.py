@@ -37,6 +37,20 @@ def environment() -> dict[str, str]:
     }
 
 
+#: the name a report gives the component a daemon is part of
+COMPONENTS = {"apache2": "roundcube", "sshd": "ssh", "pebble": "pebble", "certbot": "certbot", "radicale": "radicale"}
+
+
+def components(lab: Lab) -> dict[str, str]:
+    """The versions of the thesis's server's components this lab ran (roundcube, pebble ...)."""
+    out: dict[str, str] = {}
+    for svc in lab.services:
+        name = COMPONENTS.get(svc.daemon)
+        if name and name not in out:
+            out[name] = svc.version()
+    return out
+
+
 def run_scenario(
     scn: Scenario, reports_root: Path, *, prefix: str | None = None, progress: Progress | None = None
 ) -> tuple[RunResult, Path]:
@@ -196,7 +210,7 @@ def _write_reports(result: RunResult, scn: Scenario, report_dir: Path) -> None:
 def _gather(lab: Lab, result: RunResult, report_dir: Path) -> None:
     from lab.services.firewall import Firewall
 
-    result.environment = environment()
+    result.environment = {**environment(), **components(lab)}
     result.notes = list(lab.notes)
     for svc in lab.services:
         if isinstance(svc, Firewall):

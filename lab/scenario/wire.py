@@ -35,6 +35,8 @@ def check(
         outcomes.append(_creds(analysis))
     if wire.no_plaintext_mail:
         outcomes.append(_mail(analysis))
+    if wire.ssh:
+        outcomes.append(_ssh(analysis))
     outcomes += [_path(pth, plan, links, pcaps) for pth in wire.path]
     if wire.nat is not None:
         outcomes.append(_nat(wire.nat.node, links, pcaps))
@@ -54,18 +56,42 @@ def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
     probes = sorted({f["flow"] for f in on_ports if f.get("client_bytes", 1) == 0})
     if not flows:
         return failed(f"no flow on ports {t.ports} was captured: nothing proves TLS")
-    # a ClientHello the server answered with no ServerHello: a handshake it refused (a
-    # scanner trying suites the policy does not have), no data crossed
+    # the same connection is captured on every link it crosses: one capture that missed the
+    # server's half of a handshake (the client's ClientHello is there) is a gap in that
+    # capture, not plaintext, when another link saw the handshake complete
+    complete = {f["flow"] for f in flows if f.get("tls")}
+    gaps = sorted({f"{f['link']}: {f['flow']}" for f in flows if _gap(f) and f["flow"] in complete})
+    flows = [f for f in flows if not (_gap(f) and f["flow"] in complete)]
+    # a ClientHello the server answered with no ServerHello on any link: a handshake it
+    # refused (a scanner trying suites the policy does not have), no data crossed
     refused = [f for f in flows if not f.get("tls") and f.get("client_versions")]
     flows = [f for f in flows if f not in refused]
     bad = []
     for f in flows:
-        if not f.get("tls"):
+        if not f.get("tls") and f.get("mode"):
+            bad.append(
+                f"{f['link']}: {f['flow']} began TLS but no handshake completed on any link ({f.get('handshake')})"
+            )
+        elif not f.get("tls"):
             bad.append(f"{f['link']}: {f['flow']} is plaintext")
         elif VERSION_RANK.get(str(f.get("version")), -1) < want:
             bad.append(f"{f['link']}: {f['flow']} negotiated {f.get('version')} (packet {f.get('tls_packet')})")
     facts = [
-        {k: f.get(k) for k in ("link", "flow", "mode", "version", "cipher", "sni", "cert_subject", "cert_san")}
+        {
+            k: f.get(k)
+            for k in (
+                "link",
+                "flow",
+                "mode",
+                "version",
+                "cipher",
+                "sni",
+                "cert_subject",
+                "cert_san",
+                "cert_issuer",
+                "cert_serial",
+            )
+        }
         for f in flows
     ]
     if bad:
@@ -73,7 +99,16 @@ def _tls(t: S.WireTls, analysis: dict[str, Any]) -> Outcome:
     versions = sorted({str(f.get("version")) for f in flows})
     extra = f"; {len(probes)} connection(s) without client data ignored" if probes else ""
     extra += f"; {len(refused)} handshake(s) the server refused (a scanner's probes)" if refused else ""
-    return passed(f"{len(flows)} flow(s), all TLS ({', '.join(versions)}){extra}", flows=facts, probes=probes)
+    if gaps:
+        extra += f"; {len(gaps)} capture(s) missed a handshake another link saw complete"
+    return passed(
+        f"{len(flows)} flow(s), all TLS ({', '.join(versions)}){extra}", flows=facts, probes=probes, capture_gaps=gaps
+    )
+
+
+def _gap(f: dict[str, Any]) -> bool:
+    """The client's TLS record is in this capture, the server's answer is not."""
+    return not f.get("tls") and f.get("mode") == "implicit" and f.get("server_bytes", 0) == 0
 
 
 def _suites(w: S.WireSuites, analysis: dict[str, Any]) -> Outcome:
@@ -125,7 +160,34 @@ def _creds(analysis: dict[str, Any]) -> Outcome:
             f"packet {first.get('packet')} ({first.get('flow')})",
             findings=found,
         )
-    return passed("no AUTH, LOGIN or USER/PASS before TLS on any link")
+    return passed("no AUTH, LOGIN, USER/PASS before TLS, nor an HTTP password in clear, on any link")
+
+
+def _ssh(analysis: dict[str, Any]) -> Outcome:
+    flows = [f for f in analysis.get("ssh", []) if f["client"]["bytes"] and f["server"]["bytes"]]
+    if not flows:
+        return failed("no SSH flow was captured: nothing proves it")
+    bad = [f for f in flows if not f["encrypted"] or f["readable"]]
+    facts = [
+        {
+            "link": f["link"],
+            "flow": f["flow"],
+            "client": f["client"]["banner"],
+            "server": f["server"]["banner"],
+            "encrypted": f["encrypted"],
+            "readable_after_kex": f["client"]["readable_after_kex"] + f["server"]["readable_after_kex"],
+        }
+        for f in flows
+    ]
+    if bad:
+        f = bad[0]
+        why = "no key exchange completed" if not f["encrypted"] else "readable text after the key exchange"
+        return failed(f"{len(bad)} of {len(flows)} SSH flow(s): {why} ({f['link']}: {f['flow']})", flows=facts)
+    banners = sorted({str(f["server"]["banner"]) for f in flows})
+    return passed(
+        f"{len(flows)} SSH flow(s): version exchange ({', '.join(banners)}), key exchange, then nothing readable",
+        flows=facts,
+    )
 
 
 def _server_port(flow: str) -> int:

@@ -150,6 +150,10 @@ class Service:
         """Stop the daemon; return the pids that survived (teardown reports them)."""
         return proc.terminate([self.pid] if self.pid else [], grace=5.0)
 
+    def reload(self) -> None:
+        """Read config and certificate again without a restart (after a certificate
+        renewal); daemons with nothing to reload do nothing."""
+
     # -- what reports read ---------------------------------------------------------
     def logs(self) -> list[Path]:
         return []

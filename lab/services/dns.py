@@ -15,7 +15,7 @@ import dns.rdatatype
 
 from lab.model.zones import Record, Zone, txt_strings
 from lab.runtime.node import netns
-from lab.services.base import TEMPLATES, Rendered, Service, Template, command_version, read_pid
+from lab.services.base import TEMPLATES, Deployment, Rendered, Service, Template, command_version, read_pid
 
 
 class Bind(Service):
@@ -23,7 +23,15 @@ class Bind(Service):
     roles = ("dns",)
     commands = ("named", "named-checkconf", "named-checkzone", "rndc-confgen", "dnssec-signzone")
     stage = 30
-    ready_by: ClassVar[int] = 100  # nothing of the bring-up asks it a name: waited for at the end
+    ready_by: ClassVar[int] = 100  # waited for at the end, or before an ACME CA
+
+    @classmethod
+    def from_plan(cls, node: Any, dep: Deployment) -> "Bind":
+        svc = cls(node, dep)
+        # the lab's ACME CA (stage 42) resolves the names it validates: named answers first
+        if any(n.role == "acme" for n in dep.plan.nodes.values()):
+            svc.ready_by = 42  # type: ignore[misc]
+        return svc
 
     @property
     def home(self) -> Path:

@@ -19,7 +19,6 @@ import pwd
 import secrets
 import shutil
 import socket
-import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from lab.model import mailconfig, tlspolicy
 from lab.model.plan import MailHost
 from lab.runtime.node import netns
 from lab.runtime.rundir import STATE_ROOT
+from lab.services import certs
 from lab.services.base import MAILNODE, Service, Template, command_version, read_pid
 from lab.services.rspamd import MILTER
 
@@ -118,18 +118,17 @@ class Postfix(Service):
 
     def render(self) -> None:
         etc = self.node.dir / "etc-postfix"
-        # certificates from the run's lab CA, for the host name and every hosted domain
-        cert = self.dep.ca.issue(
-            self.host.hostname,
-            self.host.domains,
-            [self.node.ip or ""][: 1 if self.node.ip else 0],
-            self.node.dir / "pki",
+        # the node's certificate (lab CA by default, or ACME, or a teaching variant),
+        # for the host name and every hosted domain
+        crt, tls_key = certs.ensure(
+            self.dep.plan,
+            self.dep.ca,
+            self.node.name,
+            self.node.dir,
+            self.node.ip,
             key=self.dep.keys.tls_key(self.node.name),  # its TLSA record may already be published
         )
-        shutil.copyfile(cert.cert, etc / "tls" / "server.crt")
-        shutil.copyfile(cert.key, etc / "tls" / "server.key")
-        os.chmod(etc / "tls" / "server.key", 0o600)
-        shutil.copyfile(self.dep.ca.ca_file, etc / "tls" / "ca.crt")
+        self.install_certificate(crt, tls_key)
         super().render()
         users = self.host.users
         self.write(
@@ -151,6 +150,18 @@ class Postfix(Service):
             past = time.time() - 5
             for name in ("main.cf", "master.cf"):
                 os.utime(etc / name, (past, past))
+
+    def install_certificate(self, crt: Path, key: Path) -> None:
+        """Copy the node's certificate (and the bundle of trusted CAs) into Postfix's folder."""
+        tls = self.node.dir / "etc-postfix" / "tls"
+        shutil.copyfile(crt, tls / "server.crt")
+        shutil.copyfile(key, tls / "server.key")
+        os.chmod(tls / "server.key", 0o600)
+        shutil.copyfile(self.dep.ca.ca_file, tls / "ca.crt")
+
+    def reload(self) -> None:
+        """Read the certificate again (after a renewal): ``postfix reload``."""
+        self.run_checked(["postfix", "reload"], "postfix reload")
 
     def _postconf(self, args: list[str]) -> None:
         etc = self.node.dir / "etc-postfix"
@@ -276,7 +287,7 @@ class Dovecot(Service):
 
     def wait_ready(self, timeout: float) -> None:
         spool = self.node.dir / "spool-postfix" / "private"
-        ctx = ssl.create_default_context(cafile=str(self.dep.ca.ca_file))
+        ctx = certs.readiness_context(self.dep.plan, self.node.name, self.dep.ca.ca_file)
 
         def answers() -> bool:
             if not ((spool / "dovecot-lmtp").exists() and (spool / "auth").exists()):
@@ -292,6 +303,10 @@ class Dovecot(Service):
     def stop(self) -> list[int]:
         self.pid = self.pid or read_pid(self.pidfile)
         return super().stop()
+
+    def reload(self) -> None:
+        """Read the certificate again (after a renewal): ``doveadm reload``."""
+        self.run_checked(["doveadm", "reload"], "doveadm reload")
 
     def maildir(self, address: str) -> Path:
         user, domain = address.split("@", 1)

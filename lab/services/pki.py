@@ -60,6 +60,11 @@ class LabCA:
         self.ca_file = self.dir / "ca.pem"
         self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
+    def trust(self, pem: bytes) -> None:
+        """Add another authority (the lab's ACME CA) to the bundle every client trusts."""
+        with open(self.ca_file, "ab") as f:
+            f.write(pem if pem.endswith(b"\n") else pem + b"\n")
+
     def issue(
         self,
         hostname: str,
@@ -69,22 +74,34 @@ class LabCA:
         key: ec.EllipticCurvePrivateKey | None = None,
         *,
         client: bool = False,
+        variant: str = "lab-ca",
+        name: str | None = None,
     ) -> ServerCert:
-        """A certificate for ``hostname``: a server's (``key`` when its public key is already
-        published, TLSA), or with ``client`` a TLS client's (a VPN end)."""
+        """A certificate for ``hostname`` signed by this CA: a server's (``key`` when its
+        public key is already published, TLSA), or with ``client`` a TLS client's (a VPN
+        end); the teaching variants ``expired`` (ended yesterday), ``wrong-name`` (for
+        another host) and ``self-signed`` (signed by its own key)."""
         directory.mkdir(parents=True, exist_ok=True)
         key = key or ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
-        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dict.fromkeys([hostname, *alt_names])]
+        names = [hostname, *alt_names]
+        if variant == "wrong-name":
+            names, ips = [f"www.wrong-{hostname.split('.', 1)[0]}.invalid"], []
+        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dict.fromkeys(names)]
         sans += [x509.IPAddress(ipaddress.IPv4Address(i)) for i in ips]
+        start, end = now - dt.timedelta(minutes=5), now + dt.timedelta(days=30)
+        if variant == "expired":
+            start, end = now - dt.timedelta(days=90), now - dt.timedelta(days=1)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+        signer, issuer = (key, subject) if variant == "self-signed" else (self.key, self.cert.subject)
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
-            .issuer_name(self.cert.subject)
+            .subject_name(subject)
+            .issuer_name(issuer)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=30))
+            .not_valid_before(start)
+            .not_valid_after(end)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             # OpenVPN's remote-cert-tls checks the key usage: an EC key signs (ECDHE_ECDSA)
@@ -106,14 +123,13 @@ class LabCA:
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
                 critical=False,
             )
-            .sign(self.key, hashes.SHA256())
+            .sign(signer, hashes.SHA256())
         )
-        cert_file = directory / f"{hostname}.pem"
-        key_file = directory / f"{hostname}.key"
+        cert_file = directory / f"{name or hostname}.pem"
+        key_file = directory / f"{name or hostname}.key"
         # full chain: servers send the CA too
-        cert_file.write_bytes(
-            cert.public_bytes(serialization.Encoding.PEM) + self.cert.public_bytes(serialization.Encoding.PEM)
-        )
+        chain = b"" if variant == "self-signed" else self.cert.public_bytes(serialization.Encoding.PEM)
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + chain)
         key_file.write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from lab.model.nodeplan import NodePlan
 from lab.model.plan import Plan
+from lab.services.acme import Certbot, Pebble
 from lab.services.base import Service
+from lab.services.calendar import Radicale
 from lab.services.clamav import Clamd
 from lab.services.delay import DelayQueue
 from lab.services.dhcp import Dhclient, Kea
@@ -23,7 +25,9 @@ from lab.services.mailclient import MailClient
 from lab.services.middlebox import StartTlsStrip
 from lab.services.openvpn import OpenVpn
 from lab.services.rspamd import Rspamd
+from lab.services.ssh import Sshd
 from lab.services.web import Nginx, Squid
+from lab.services.webmail import Apache
 
 SERVICES: tuple[type[Service], ...] = (
     DelayQueue,  # 5: link delays where the kernel has no netem (NFQUEUE helper)
@@ -35,11 +39,16 @@ SERVICES: tuple[type[Service], ...] = (
     OpenVpn,  # 25: VPN ends (OpenVPN over TUN)
     Bind,  # 30: DNS servers
     Kea,  # 40: DHCP servers
+    Pebble,  # 42: the lab's ACME CA on acme nodes
+    Certbot,  # 45: a node's ACME certificate, before the daemons that serve it
     Postfix,  # 50: mail nodes: MTA and submission
     Dovecot,  # 60: mail nodes: IMAP, POP3, LMTP, SASL
     Fail2ban,  # 70: bans sources of failed logins on mail nodes (security.fail2ban)
     Squid,  # 70: proxy nodes: the forward proxy
     Nginx,  # 70: web nodes: HTTP and HTTPS
+    Apache,  # 70: Roundcube webmail over HTTPS (webmail nodes, or services: [webmail])
+    Radicale,  # 70: CalDAV (services: [calendar])
+    Sshd,  # 70: key-only administration (services: [ssh])
     Dhclient,  # 90: DHCP clients, once the servers answer
     MailClient,  # 95: s-nail and swaks set up for the user of each host (files, no daemon)
 )

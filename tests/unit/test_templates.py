@@ -323,7 +323,14 @@ def all_contexts(plan: Plan) -> list[tuple[Path, str, dict[str, Any]]]:
         (TEMPLATES, "s-nail.rc.j2", client_context(plan, plan.nodes["pc1"])),
         (TEMPLATES, "swaksrc.j2", client_context(plan, plan.nodes["pc1"])),
         *extra,
+        *seed_contexts(),
     ]
+
+
+def seed_contexts() -> list[tuple[Path, str, dict[str, Any]]]:
+    from .test_templates_seed import seed_contexts as seed
+
+    return seed()
 
 
 def test_every_template_is_covered() -> None:

@@ -17,6 +17,7 @@ from lab.model.checks.addressing import addresses, dhcp, gateways, overlaps
 from lab.model.checks.context import Ctx, Phase
 from lab.model.checks.policy import domains, firewalls, routing, security
 from lab.model.checks.proxyvpn import proxies, vpns
+from lab.model.checks.services import services
 from lab.model.checks.wiring import interfaces, links, names, nodes, switch_loops
 from lab.model.topology import TopologyFile
 from lab.model.wiring import Wiring, wire
@@ -26,7 +27,19 @@ from lab.model.yamlload import Located
 #: name the nodes the later phases leave alone), then everything that rests on it
 FIRST: tuple[Phase, ...] = (names, nodes)
 WIRING: tuple[Phase, ...] = (links, switch_loops, interfaces)
-LATER: tuple[Phase, ...] = (overlaps, addresses, gateways, dhcp, domains, routing, firewalls, security, proxies, vpns)
+LATER: tuple[Phase, ...] = (
+    overlaps,
+    addresses,
+    gateways,
+    dhcp,
+    domains,
+    routing,
+    firewalls,
+    security,
+    proxies,
+    vpns,
+    services,
+)
 
 __all__ = ["FIRST", "LATER", "WIRING", "Ctx", "check"]
 

@@ -155,6 +155,11 @@ def firewalls(c: Ctx) -> list[Problem]:
             for key, val in (("from", rule.from_), ("to", rule.to)):
                 if val not in pol.zones:
                     out.append(c.p(where + ("allow", j, key), f"unknown zone '{val}'", suggest(val, zones)))
+        for j, inb in enumerate(pol.inbound):
+            if inb.from_ not in pol.zones:
+                out.append(
+                    c.p(where + ("inbound", j, "from"), f"unknown zone '{inb.from_}'", suggest(inb.from_, zones))
+                )
         for j, m in enumerate(pol.masquerade):
             for key, val in (("from", m.from_), ("to", m.to)):
                 if val not in pol.zones:
