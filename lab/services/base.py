@@ -94,6 +94,7 @@ class Service:
     pid: int | None = None
     started_at: float | None = None
     ready_after: float | None = None
+    child: subprocess.Popen[bytes] | None = field(default=None, repr=False)  # when spawn() started it
 
     daemon: ClassVar[str] = "daemon"
     #: the node roles this service runs on (the registry asks ``applies``)
@@ -148,7 +149,17 @@ class Service:
 
     def stop(self) -> list[int]:
         """Stop the daemon; return the pids that survived (teardown reports them)."""
-        return proc.terminate([self.pid] if self.pid else [], grace=5.0)
+        left = proc.terminate([self.pid] if self.pid else [], grace=5.0)
+        if self.child is not None:
+            self.child.poll()  # reap it: it is the lab's child
+        return left
+
+    def spawn(self, args: list[str], env: dict[str, str] | None = None) -> int:
+        """Start the daemon in the foreground inside its node, as the lab's own child (its
+        pid is the daemon's: no daemonizing parent to wait on), output to its start log."""
+        self.child = self.node.spawn(args, env=env, log=self.start_log())
+        self.pid = self.child.pid
+        return self.pid
 
     def reload(self) -> None:
         """Read config and certificate again without a restart (after a certificate

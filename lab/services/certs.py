@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 import shutil
 import ssl
+import threading
 from pathlib import Path
 from typing import Any
 
 from lab.model.plan import Plan
 from lab.services.pki import LabCA, ServerCert
+
+_LOCK = threading.Lock()
 
 
 def source(plan: Plan, node: str) -> str:
@@ -45,10 +48,16 @@ def install(node_dir: Path, cert: Path, key: Path) -> tuple[Path, Path]:
 
 def ensure(plan: Plan, ca: LabCA, node: str, node_dir: Path, ip: str | None, key: Any = None) -> tuple[Path, Path]:
     """The node's certificate files, made once per run (the first daemon to need them
-    makes them; an ACME certificate is already there, certbot put it)."""
-    crt, key = paths(node_dir)
-    if crt.exists() and key.exists():
-        return crt, key
+    makes them; an ACME certificate is already there, certbot put it).  Daemons of one
+    node may come up side by side (Apache and Radicale): one lock, one certificate."""
+    with _LOCK:
+        return _ensure(plan, ca, node, node_dir, ip, key)
+
+
+def _ensure(plan: Plan, ca: LabCA, node: str, node_dir: Path, ip: str | None, key: Any) -> tuple[Path, Path]:
+    crt, key_file = paths(node_dir)
+    if crt.exists() and key_file.exists():
+        return crt, key_file
     src = source(plan, node)
     if src == "acme":
         raise FileNotFoundError(f"{node}: no ACME certificate yet (certbot runs before the daemons that use it)")

@@ -12,7 +12,6 @@ import hashlib
 import os
 import pwd
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -39,7 +38,6 @@ class Clamd(Service):
     daemon = "clamd"
     roles = ("mail",)
     stage = 22
-    child: subprocess.Popen[bytes] | None = None
     ready_by: ClassVar[int] = 100
     commands = ("clamd",)
 
@@ -71,15 +69,7 @@ class Clamd(Service):
 
     def start(self) -> None:
         self.started_at = time.monotonic()
-        with self.start_log().open("wb") as out:
-            self.child = subprocess.Popen(
-                self.node.argv(["clamd", "-c", str(self.home / "clamd.conf")]),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.pid = self.child.pid
+        self.spawn(["clamd", "-c", str(self.home / "clamd.conf")])
 
     def wait_ready(self, timeout: float) -> None:
         def pong() -> bool:
@@ -96,10 +86,7 @@ class Clamd(Service):
 
     def stop(self) -> list[int]:
         self.pid = self.pid or read_pid(self.home / "clamd.pid")
-        left = super().stop()
-        if self.child is not None:
-            self.child.poll()  # reap it (it is our child)
-        return left
+        return super().stop()
 
     def logs(self) -> list[Path]:
         return [self.home / "clamd.log"]

@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import hashlib
 import subprocess
+import threading
 from dataclasses import dataclass, field
 
 import dns.dnssec
@@ -59,6 +60,9 @@ class LabKeys:
     tls_keys: dict[str, ec.EllipticCurvePrivateKey] = field(default_factory=dict)
     zone_keys: dict[tuple[str, str], ZoneKey] = field(default_factory=dict)
     _pending: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # services of one stage come up side by side, and two of them may want the same key
+    # (both DNS servers publish projet.dz's DKIM key): one lock, so each key is made once
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def prepare(self, domains: list[str]) -> None:
         """Start making the DKIM keys of these domains in the background: an RSA key takes
@@ -75,6 +79,10 @@ class LabKeys:
                 )
 
     def dkim(self, domain: str) -> DkimKey:
+        with self._lock:
+            return self._dkim(domain)
+
+    def _dkim(self, domain: str) -> DkimKey:
         if domain not in self.dkim_keys:
             pending = self._pending.pop(domain, None)
             pem = pending.communicate(timeout=60)[0] if pending is not None else b""
@@ -90,9 +98,10 @@ class LabKeys:
 
     def tls_key(self, node: str) -> ec.EllipticCurvePrivateKey:
         """The key of a mail node's certificate (the lab CA signs it at deploy)."""
-        if node not in self.tls_keys:
-            self.tls_keys[node] = ec.generate_private_key(ec.SECP256R1())
-        return self.tls_keys[node]
+        with self._lock:
+            if node not in self.tls_keys:
+                self.tls_keys[node] = ec.generate_private_key(ec.SECP256R1())
+            return self.tls_keys[node]
 
     def tlsa(self, node: str) -> str:
         """TLSA 3 1 1 (DANE-EE, the SubjectPublicKeyInfo, SHA-256) of a mail node's key."""
@@ -100,9 +109,10 @@ class LabKeys:
 
     def zone_key(self, server: str, zone: str) -> ZoneKey:
         """The key ``server`` signs ``zone`` with (split horizon: each copy has its own)."""
-        if (server, zone) not in self.zone_keys:
-            self.zone_keys[(server, zone)] = _make_zone_key(zone)
-        return self.zone_keys[(server, zone)]
+        with self._lock:
+            if (server, zone) not in self.zone_keys:
+                self.zone_keys[(server, zone)] = _make_zone_key(zone)
+            return self.zone_keys[(server, zone)]
 
     def fill(self, key: str) -> str:
         """The value of a record the plan marks as made per run (``Record.key``)."""

@@ -20,6 +20,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -182,7 +183,7 @@ class Postfix(Service):
         self.run_checked(["postfix", "check"], "postfix check")
         if not cache.is_dir():
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
+            tmp = cache.with_name(cache.name + f".tmp{os.getpid()}-{threading.get_ident()}")
             subprocess.run(["cp", "-a", str(spool), str(tmp)], check=True, stdin=subprocess.DEVNULL)
             try:
                 tmp.rename(cache)

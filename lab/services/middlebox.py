@@ -8,7 +8,6 @@ every TCP connection to port 25 crossing the router to it.  Stopping it (a scena
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,6 @@ class StartTlsStrip(Service):
     roles = ("router", "firewall")
     stage = 12
     commands = ("nft",)
-    child: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def applies(cls, node: NodePlan, plan: Plan) -> bool:
@@ -45,10 +43,7 @@ class StartTlsStrip(Service):
     def start(self) -> None:
         self.started_at = time.monotonic()
         log = self.home / "middlebox.log"
-        self.child = self.node.spawn(
-            [sys.executable, "-m", "lab.middlebox", "strip-starttls", str(PROXY_PORT), str(log)], log=self.start_log()
-        )
-        self.pid = self.child.pid
+        self.spawn([sys.executable, "-m", "lab.middlebox", "strip-starttls", str(PROXY_PORT), str(log)])
 
     def wait_ready(self, timeout: float) -> None:
         def listening() -> bool:
@@ -61,10 +56,7 @@ class StartTlsStrip(Service):
 
     def stop(self) -> list[int]:
         self.node.run(["nft", "delete", "table", "ip", "labstrip"])
-        left = super().stop()
-        if self.child is not None:
-            self.child.poll()
-        return left
+        return super().stop()
 
     def logs(self) -> list[Path]:
         return [self.home / "middlebox.log"]

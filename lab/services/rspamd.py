@@ -19,6 +19,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -59,7 +60,6 @@ class Rspamd(Service):
     ready_by: ClassVar[int] = 100  # waited for at the end of the bring-up
     ready_timeout = 120.0  # a cold start (no warmed DBDIR yet) takes 20-40 s
     commands = ("rspamd", "rspamadm")
-    child: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def applies(cls, node: NodePlan, plan: Plan) -> bool:
@@ -177,7 +177,7 @@ class Rspamd(Service):
 
     def _keep_warm_db(self) -> None:
         """Keep this instance's compiled DBDIR for every later node (once per rspamd version)."""
-        tmp = self.cache.with_name(self.cache.name + f".tmp{os.getpid()}")
+        tmp = self.cache.with_name(self.cache.name + f".tmp{os.getpid()}-{threading.get_ident()}")
         tmp.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["cp", "-a", str(self.home / "db"), str(tmp)], check=True, stdin=subprocess.DEVNULL)
         for name in PER_INSTANCE:

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from lab.model.proxyvpn import ProxyPolicy
-from lab.runtime import proc
 from lab.runtime.node import netns
 from lab.services.base import TEMPLATES, Deployment, Service, Template, command_version
 
@@ -38,7 +37,6 @@ def _own(path: Path, user: str) -> None:
 @dataclass
 class Squid(Service):
     policy: ProxyPolicy | None = None
-    popen: Any = None
 
     daemon = "squid"
     roles = ("proxy",)
@@ -85,8 +83,7 @@ class Squid(Service):
 
     def start(self) -> None:
         self.started_at = time.monotonic()
-        self.popen = self.node.spawn(["squid", "-N", "-f", str(self.conf), "-n", self.node.name], log=self.start_log())
-        self.pid = self.popen.pid
+        self.spawn(["squid", "-N", "-f", str(self.conf), "-n", self.node.name])
 
     def wait_ready(self, timeout: float) -> None:
         # its own words that it listens (a probe connection would add a line to the access log)
@@ -98,13 +95,6 @@ class Squid(Service):
 
         self.poll(accepting, timeout, f"accept connections on {self.node.ip}:{self.policy.port if self.policy else 0}")
 
-    def stop(self) -> list[int]:
-        left = proc.terminate([self.pid] if self.pid else [], grace=5.0)
-        if self.popen is not None:
-            self.popen.poll()
-            self.popen = None
-        return left
-
     def logs(self) -> list[Path]:
         return [self.home / "access.log", self.home / "cache.log"]
 
@@ -115,7 +105,6 @@ class Squid(Service):
 @dataclass
 class Nginx(Service):
     names: list[str] = field(default_factory=list)
-    popen: Any = None
 
     daemon = "nginx"
     roles = ("web",)
@@ -175,8 +164,7 @@ class Nginx(Service):
 
     def start(self) -> None:
         self.started_at = time.monotonic()
-        self.popen = self.node.spawn(self._argv(), log=self.start_log())
-        self.pid = self.popen.pid
+        self.spawn(self._argv())
 
     def wait_ready(self, timeout: float) -> None:
         ip = str(self.node.ip)
@@ -189,14 +177,6 @@ class Nginx(Service):
                 return s.recv(64).startswith(b"HTTP/1.1 200")
 
         self.poll(answers, timeout, f"answer HTTP on {ip}:80")
-
-    def stop(self) -> list[int]:
-        left = proc.terminate([self.pid] if self.pid else [], grace=5.0)
-        if self.popen is not None:
-            self.popen.poll()
-            self.popen = None
-        # its workers (user www-data) leave with their master; any left are in the node's namespace
-        return left
 
     def logs(self) -> list[Path]:
         return [self.home / "access.log", self.home / "error.log"]
