@@ -772,7 +772,17 @@ def reroute(lab: Lab, plan: Plan, timeout: float = 30, interval: float = 0.01) -
     target = lab.node("h2").ip
     lan2 = str(plan.subnets["lan2"])
     r1 = lab.node("r1").pid
-    gw_before = kernel_routes(r1).get(lan2)
+    # "converged" means every prefix has a route; on a busy machine r1 may still reach
+    # lan2 the long way for a moment (before its adjacency with r2 is full): wait for the
+    # short way, or cutting r1-r2 changes nothing and there is no reroute to time
+    shared = {i.subnet for i in plan.nodes["r1"].interfaces}
+    short = next(i.ip for i in plan.nodes["r2"].interfaces if i.subnet in shared)
+    deadline = time.monotonic() + timeout
+    while kernel_routes(r1).get(lan2) != short:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"r1 does not reach lan2 through r2 ({short}): {kernel_routes(r1).get(lan2)}")
+        time.sleep(0.01)
+    gw_before = short
     replies: list[tuple[float, int]] = []
     proc = subprocess.Popen(
         lab.node("h1").argv(["ping", "-n", "-D", "-i", str(interval), "-W", "1", target]),

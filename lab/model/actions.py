@@ -251,6 +251,12 @@ class Rtt(Action):
         description="the round trip expected, e.g. '80ms'; auto: twice the delays of the links on the traced path",
     )
     tolerance: float = Field(10, gt=0, le=100, description="percent of the expected round trip the median may differ")
+    slack_ms: float = Field(
+        1.0,
+        ge=0,
+        le=1000,
+        description="milliseconds the median may always differ, whatever the percentage (a busy machine's scheduling noise)",
+    )
 
     def title(self) -> str:
         """The step's name in reports when the scenario gives none."""

@@ -87,8 +87,13 @@ def rtt(ctx: Context, s: S.Rtt) -> Outcome:
         max_ms=max(times),
         error_pct=round(err, 2),
     )
-    said = f"median {median:.2f} ms over {len(times)} pings, expected {want:.2f} ms ({err:+.1f}%, allowed +-{s.tolerance:g}%)"
-    if abs(err) > s.tolerance:
+    allowed = max(want * s.tolerance / 100, s.slack_ms)
+    details["allowed_ms"] = round(allowed, 3)
+    said = (
+        f"median {median:.2f} ms over {len(times)} pings, expected {want:.2f} ms ({err:+.1f}%,"
+        f" allowed +-{s.tolerance:g}% or {s.slack_ms:g} ms, whichever is more)"
+    )
+    if abs(median - want) > allowed:
         return failed(said, **details)
     return passed(said, **details)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,18 @@ from lab.services.base import TEMPLATES, Service, Template, command_version
 
 FIRST_UID = 2001
 
+# The nodes of one stage render side by side: an administrator's key is made by the first.
+_KEY_LOCK = threading.Lock()
+
 
 def admin_key(state: Path, user: str) -> Path:
     """The administrator's private key for this run (made on first use)."""
     key = state / "ssh" / user / "id_ed25519"
+    with _KEY_LOCK:
+        return _make_key(key, user)
+
+
+def _make_key(key: Path, user: str) -> Path:
     if not key.exists():
         key.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
@@ -106,7 +115,7 @@ class Sshd(Service):
             self.write(self.home / "authorized" / user, pub, mode=0o644)
         names = ",".join([self.node.plan.fqdn, self.node.name, *self.context()["listen"]])
         kh = known_hosts(state)
-        with open(kh, "a") as f:
+        with _KEY_LOCK, open(kh, "a") as f:
             f.write(f"{names} {' '.join(hk.with_suffix('.pub').read_text().split()[:2])}\n")
         self._accounts()
 
