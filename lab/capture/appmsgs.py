@@ -148,6 +148,8 @@ def clear_messages(data: bytes, end: int, proto: str | None, direction: int) -> 
                 in_data = False
             continue
         text = _mask(proto or "", ln.text, state) if direction == C2S else ln.text
+        if not text and label == "HTTP":
+            text = "(an empty line: the end of the headers)"
         out.append(Message(direction, ln.offset, ln.end, label, _cut(text)))
         if proto == "smtp" and direction == C2S and ln.text.upper() == "DATA":
             in_data, body_at = True, ln.end
