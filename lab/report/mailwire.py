@@ -1,0 +1,58 @@
+"""The captured connections a mail trace's hops made: the flows, matched to the hops.
+
+The flows come from the summary: ``wire.mail_flows`` (every mail and web connection of
+the run once, as its client's link saw it), the facts of the wire checks (steps of kind
+``wire``) and, in summaries of older runs, ``wire`` as a plain list.  A connection seen
+on several links is attached once: where it was first listed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+FLOW_RE = re.compile(r"^(?P<proto>\w+) (?P<c>[\d.]+):(?P<cp>\d+) > (?P<s>[\d.]+):(?P<sp>\d+)")
+
+
+def wire_flows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every flow the summary knows a mail hop could have made, each once."""
+    wire = summary.get("wire")
+    if wire is None and isinstance(summary.get("capture"), dict):
+        wire = summary["capture"].get("wire") or summary["capture"].get("flows")
+    flows: list[dict[str, Any]] = []
+    if isinstance(wire, dict):
+        for f in wire.get("mail_flows") or []:
+            if isinstance(f, dict) and f.get("path"):
+                flows.append({**{k: v for k, v in f.items() if k != "path"}, "link": f["path"][0].get("link")})
+    elif isinstance(wire, list):
+        flows = [f for f in wire if isinstance(f, dict)]
+    # wire assertions (steps of kind "wire") carry the facts of the flows they checked
+    for step in summary.get("steps", []):
+        details = step.get("details") or {}
+        if step.get("kind") == "wire" and isinstance(details.get("flows"), list):
+            flows.extend(f for f in details["flows"] if isinstance(f, dict))
+    seen, out = set(), []
+    for f in flows:
+        key = str(f.get("flow"))
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def attach_wire(hops: list[dict[str, Any]], flows: list[dict[str, Any]]) -> None:
+    """``hop["wire"]``: the flows to the hop's port from its client or to its server."""
+    parsed = []
+    for f in flows:
+        m = FLOW_RE.match(str(f.get("flow", "")))
+        if m:
+            parsed.append((m["c"], m["s"], int(m["sp"]), f))
+        elif f.get("server") and f.get("sport") is not None:
+            parsed.append((str(f.get("client", "")), str(f["server"]), int(f["sport"]), f))
+    for hop in hops:
+        port, client, server = hop.get("port"), hop.get("client"), hop.get("server")
+        if hop["stage"] not in ("submitted", "received", "relay", "fetch") or port is None:
+            continue
+        match = [f for c, s, sp, f in parsed if sp == port and ((client and c == client) or (server and s == server))]
+        if match:
+            hop["wire"] = match
