@@ -113,6 +113,8 @@ def _view(p: Parsed, sp: ViewSpec, found: dict[Key, list[Packet]], cap: int) -> 
             app.update(by_packet(f, stream_messages(f)))
     rows = _rows(p, shown, tcp[0] if len(tcp) == 1 else None, app, sp.hint)
     notes = list(sp.notes)
+    if sp.hint == "openvpn" and _flip_openvpn(rows):
+        notes.append("→ is the OpenVPN client (the end that sent the first client reset)")
     linktype = LINKTYPES.get(p.pcap.linktype, f"link type {p.pcap.linktype}")
     if linktype == "raw IP":
         notes.append(
@@ -137,6 +139,17 @@ def _view(p: Parsed, sp: ViewSpec, found: dict[Key, list[Packet]], cap: int) -> 
         "notes": notes,
         "rows": rows,
     }
+
+
+def _flip_openvpn(rows: list[dict[str, Any]]) -> bool:
+    """Both ends of a tunnel use the same port, so the capture cannot tell the client:
+    OpenVPN's own opcodes can.  Turn the rows around when the client reset came as s2c."""
+    first = next((r for r in rows for m in r["l7"] if "HARD_RESET_CLIENT" in str(m.get("what"))), None)
+    if first is None or first["dir"] == "c2s":
+        return False
+    for r in rows:
+        r["dir"] = "c2s" if r["dir"] == "s2c" else "s2c"
+    return True
 
 
 def _rows(

@@ -84,7 +84,7 @@ class _Picker:
 
     def flow_title(self, k: Key, link: str) -> str:
         p, c, cp, s, sp = k
-        what = PORT_NAMES.get(sp, f"{p}/{sp}")
+        what = "ICMP echo (ping)" if p == "icmp" else PORT_NAMES.get(sp, f"{p}/{sp}")
         return f"{what}: {self.who(c)} → {self.who(s)} ({p} {c}:{cp} > {s}:{sp}) on {link}"
 
 

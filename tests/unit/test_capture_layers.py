@@ -195,3 +195,54 @@ def test_a_mail_in_clear_is_one_message_and_auth_answers_are_starred() -> None:
     assert "c2VjcmV0" not in " ".join(texts) and "YWxpY2U=" not in " ".join(texts)
     assert "(the mail itself: 26 bytes, Subject: hi)" in texts and texts[-2:] == [".", "QUIT"]
     assert [m.offset for m in msgs] == sorted(m.offset for m in msgs)
+
+
+VPN = DATA / "vpn"
+
+
+@pytest.fixture(scope="module")
+def vpn() -> tuple[dict[str, Parsed], dict[str, Any]]:
+    facts = json.loads((VPN / "facts.json").read_text())
+    links = ("rb-isp", "rb-vpn0", "student-vpn0")
+    return {lk: parse(VPN / f"{lk}.pcap", link=lk) for lk in links}, facts
+
+
+def _tunnel(facts: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(v for k, v in facts["tunnels"].items() if f"tunnel {name} " in k)
+
+
+def test_outside_the_tunnel_only_openvpn_between_its_two_ends(vpn: tuple[dict[str, Parsed], dict[str, Any]]) -> None:
+    parsed, facts = vpn
+    from lab.capture.analyse import flow_key
+
+    outer = _tunnel(facts, "campus")["tunnel"][0]
+    v = _view(parsed, outer["link"], flow_key(outer["flow"]), hint="openvpn")
+    assert v["total"] == outer["packets"] and v["linktype"] == "Ethernet"
+    ends = {flow_key(outer["flow"])[1], flow_key(outer["flow"])[3]}
+    assert {r["l3"]["src"] for r in v["rows"]} == ends and {r["l4"]["proto"] for r in v["rows"]} == {"UDP"}
+    ops = [m["what"] for r in v["rows"] for m in r["l7"]]
+    assert {m["proto"] for r in v["rows"] for m in r["l7"]} == {"OpenVPN"}
+    assert "P_CONTROL_V1" in ops and "P_DATA_V2" in ops  # its TLS handshake, then the encrypted packets
+    client_reset = next(r for r in v["rows"] for m in r["l7"] if m["what"].startswith("P_CONTROL_HARD_RESET_CLIENT"))
+    assert client_reset["dir"] == "c2s"  # turned around: the client is the end that asked first
+    assert "EHLO" not in json.dumps(v) and "10.30.1." not in json.dumps(v)  # no inner text, no inner address
+
+
+def test_inside_the_tunnel_the_same_mail_without_ethernet(vpn: tuple[dict[str, Parsed], dict[str, Any]]) -> None:
+    parsed, facts = vpn
+    from lab.capture.analyse import flow_key
+
+    relay = next(x for x in _tunnel(facts, "campus")["inside"] if x["flow"].startswith("tcp"))
+    v = _view(parsed, relay["link"], flow_key(relay["flow"]))
+    assert v["linktype"] == "raw IP" and all(r["l2"] is None for r in v["rows"])
+    assert v["rows"][0]["l3"]["src"] == flow_key(relay["flow"])[1] and v["rows"][0]["l4"]["dport"] == 25
+    smtp = [t for _, p, t in _texts(v) if p == "SMTP"]
+    assert smtp[0] == "220 mail-a.projet.dz ESMTP Postfix" and "STARTTLS" in smtp
+    assert "ClientHello: no SNI" in json.dumps(v)  # Postfix's SMTP client names no server
+    student = next(x for x in _tunnel(facts, "roadwarrior")["inside"] if x["flow"].startswith("tcp"))
+    s = _view(parsed, student["link"], flow_key(student["flow"]))
+    assert s["total"] == student["packets"] and facts["messages"]["home"]["on"] == "student"
+    hello = next(m for r in s["rows"] for m in r["l7"] if m.get("handshake") == "ClientHello")
+    assert hello["sni"] == facts["messages"]["home"]["server"]
+    synack = s["rows"][1]
+    assert synack["l4"]["flags"] == "SYN ACK" and "MSS 1400" in synack["l4"]["options"]  # lowered in the tunnel
