@@ -37,9 +37,9 @@ def plan() -> Plan:
     return make_plan(load_topology(REPO / "topologies" / "star.yaml"))
 
 
-@pytest.fixture()
-def run(tmp_path: Path, plan: Plan) -> tuple[RunResult, Path, dict[str, Any]]:
-    """The star report with its captures beside it, analysed as a run analyses them."""
+def report_with_layers(tmp_path: Path, plan: Plan) -> tuple[RunResult, Path, dict[str, Any]]:
+    """The star report with its captures beside it, analysed as a run analyses them
+    (tests/integration/test_report_browser.py shows it in a browser)."""
     d = tmp_path / "star"
     shutil.copytree(REPORT, d)
     shutil.copytree(PCAPS, d / "pcap", ignore=shutil.ignore_patterns("*.json", "*.txt"))
@@ -55,6 +55,11 @@ def run(tmp_path: Path, plan: Plan) -> tuple[RunResult, Path, dict[str, Any]]:
     macs = {n: v["mac"] for n, v in facts["nodes"].items()}
     layersel.write(result, analysis, parsed, plan, links, macs, d)
     return result, d, {"summary": summary, "facts": facts, "analysis": analysis}
+
+
+@pytest.fixture()
+def run(tmp_path: Path, plan: Plan) -> tuple[RunResult, Path, dict[str, Any]]:
+    return report_with_layers(tmp_path, plan)
 
 
 def test_every_shown_flow_gets_one_view_on_its_clients_link(run: tuple[RunResult, Path, dict[str, Any]]) -> None:
