@@ -41,7 +41,8 @@ def wire_flows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def attach_wire(hops: list[dict[str, Any]], flows: list[dict[str, Any]]) -> None:
-    """``hop["wire"]``: the flows to the hop's port from its client or to its server."""
+    """``hop["wire"]``: the flows to the hop's port from its client, else (its client's
+    address rewritten by NAT on the way) those to its server."""
     parsed = []
     for f in flows:
         m = FLOW_RE.match(str(f.get("flow", "")))
@@ -53,6 +54,8 @@ def attach_wire(hops: list[dict[str, Any]], flows: list[dict[str, Any]]) -> None
         port, client, server = hop.get("port"), hop.get("client"), hop.get("server")
         if hop["stage"] not in ("submitted", "received", "relay", "fetch") or port is None:
             continue
-        match = [f for c, s, sp, f in parsed if sp == port and ((client and c == client) or (server and s == server))]
+        # the hop's own client first: a server's address alone matches every client's connection
+        match = [f for c, _, sp, f in parsed if sp == port and client and c == client]
+        match = match or [f for _, s, sp, f in parsed if sp == port and server and s == server]
         if match:
             hop["wire"] = match

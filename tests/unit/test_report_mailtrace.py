@@ -207,3 +207,13 @@ def test_local_delivery_roles_and_a_message_never_submitted(tmp_path: Path) -> N
     _, summary = _load("star")
     [empty] = trace(tmp_path, summary)  # no logs: no submission found, so no MUA hop either
     assert empty["hops"] == [] and empty["roles"] == []
+
+
+def test_a_hop_gets_its_own_clients_connection_not_every_one_to_its_server() -> None:
+    d, summary = _load("star")
+    summary = copy.deepcopy(summary)
+    mine = {"flow": "tcp 10.0.0.100:48418 > 10.0.0.10:587", "path": [{"link": "pc1-s1"}], "protocol": "smtp"}
+    other = {"flow": "tcp 10.0.0.101:51000 > 10.0.0.10:587", "path": [{"link": "pc2-s1"}], "protocol": "smtp"}
+    summary["wire"] = {"mail_flows": [other, mine]}  # the form runs write since issue 14
+    sub = next(h for h in trace(d, summary)[0]["hops"] if h["stage"] == "submitted")
+    assert [(w["flow"], w["link"]) for w in sub["wire"]] == [(mine["flow"], "pc1-s1")]
