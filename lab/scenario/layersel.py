@@ -171,13 +171,20 @@ def _proxy(index: int, d: dict[str, Any], pick: _Picker) -> None:
 
 
 def _mail(result: RunResult, pick: _Picker) -> None:
+    """Each mail and web connection on its client's link: first one per client, server
+    and port (ten refused relay attempts are one lesson), then the repeats, room allowing."""
+    firsts, repeats, seen = [], [], set()
     for f in result.wire.get("mail_flows") or []:
         if not f.get("path"):
             continue
-        first = f["path"][0]
-        k = flow_key(first["flow"])
-        group = "mail" if f.get("protocol") in ("smtp", "imap", "pop3") else "web"
-        pick.add(group, first["link"], (k,), pick.flow_title(k, first["link"]))
+        link = f["path"][0]["link"]
+        k = flow_key(f["path"][0]["flow"])
+        who = (pick.who(k[1]), pick.who(k[3]), k[4])
+        (repeats if who in seen else firsts).append((k, link, f.get("protocol")))
+        seen.add(who)
+    for k, link, protocol in firsts + repeats:
+        group = "mail" if protocol in ("smtp", "imap", "pop3") else "web"
+        pick.add(group, link, (k,), pick.flow_title(k, link))
 
 
 def _dns(analysis: dict[str, Any], pick: _Picker) -> None:

@@ -76,6 +76,9 @@ def test_every_shown_flow_gets_one_view_on_its_clients_link(run: tuple[RunResult
         client = v["flows"][0].split()[1].split(":")[0]
         assert v["link"] == {"10.0.0.100": "pc1-s1", "10.0.0.101": "pc2-s1"}[client], v
     assert next(v for v in mail if v["flows"][0].endswith(":587"))["title"].startswith("SMTP submission: pc1 → mail")
+    pairs = [(v["flows"][0].split()[1].split(":")[0], v["flows"][0].rsplit(":", 1)[1]) for v in mail]
+    once = list(dict.fromkeys(pairs))
+    assert len(once) < len(pairs) and pairs[: len(once)] == once  # one per client and port first, repeats after
     dhcp = [v for v in views if v["group"] == "dhcp"]
     assert [(v["link"], v["total"]) for v in dhcp] == [("pc1-s1", 4), ("pc2-s1", 4)]
     dns = [v for v in views if v["group"] == "dns"]
