@@ -23,7 +23,13 @@ def wire_flows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(wire, dict):
         for f in wire.get("mail_flows") or []:
             if isinstance(f, dict) and f.get("path"):
-                flows.append({**{k: v for k, v in f.items() if k != "path"}, "link": f["path"][0].get("link")})
+                first = f["path"][0]
+                names = [str(e.get("flow")) for e in f["path"] if e.get("flow")]
+                rest = {k: v for k, v in f.items() if k != "path"}
+                # named as its first link saw it; matched by every name it had (NAT renames it)
+                flows.append(
+                    {**rest, "flow": first.get("flow", f.get("flow")), "link": first.get("link"), "names": names}
+                )
     elif isinstance(wire, list):
         flows = [f for f in wire if isinstance(f, dict)]
     # wire assertions (steps of kind "wire") carry the facts of the flows they checked
@@ -45,11 +51,13 @@ def attach_wire(hops: list[dict[str, Any]], flows: list[dict[str, Any]]) -> None
     address rewritten by NAT on the way) those to its server."""
     parsed = []
     for f in flows:
-        m = FLOW_RE.match(str(f.get("flow", "")))
-        if m:
-            parsed.append((m["c"], m["s"], int(m["sp"]), f))
-        elif f.get("server") and f.get("sport") is not None:
-            parsed.append((str(f.get("client", "")), str(f["server"]), int(f["sport"]), f))
+        for name in f.get("names") or [str(f.get("flow", ""))]:
+            m = FLOW_RE.match(name)
+            if m:
+                parsed.append((m["c"], m["s"], int(m["sp"]), f))
+        if not f.get("names") and not FLOW_RE.match(str(f.get("flow", ""))) and f.get("server"):
+            if f.get("sport") is not None:
+                parsed.append((str(f.get("client", "")), str(f["server"]), int(f["sport"]), f))
     for hop in hops:
         port, client, server = hop.get("port"), hop.get("client"), hop.get("server")
         if hop["stage"] not in ("submitted", "received", "relay", "fetch") or port is None:
@@ -58,4 +66,4 @@ def attach_wire(hops: list[dict[str, Any]], flows: list[dict[str, Any]]) -> None
         match = [f for c, _, sp, f in parsed if sp == port and client and c == client]
         match = match or [f for _, s, sp, f in parsed if sp == port and server and s == server]
         if match:
-            hop["wire"] = match
+            hop["wire"] = list({id(f): f for f in match}.values())

@@ -173,7 +173,9 @@ def _proxy(index: int, d: dict[str, Any], pick: _Picker) -> None:
 def _mail(result: RunResult, pick: _Picker) -> None:
     """Each mail and web connection on its client's link: first one per client, server
     and port (ten refused relay attempts are one lesson), then the repeats, room allowing."""
-    firsts, repeats, seen = [], [], set()
+    firsts: list[tuple[Key, str, Any]] = []
+    repeats: list[tuple[Key, str, Any]] = []
+    seen: set[tuple[str, str, int]] = set()
     for f in result.wire.get("mail_flows") or []:
         if not f.get("path"):
             continue

@@ -217,3 +217,29 @@ def test_a_hop_gets_its_own_clients_connection_not_every_one_to_its_server() -> 
     summary["wire"] = {"mail_flows": [other, mine]}  # the form runs write since issue 14
     sub = next(h for h in trace(d, summary)[0]["hops"] if h["stage"] == "submitted")
     assert [(w["flow"], w["link"]) for w in sub["wire"]] == [(mine["flow"], "pc1-s1")]
+
+
+def test_a_connection_renamed_by_nat_is_found_by_the_name_each_end_saw() -> None:
+    d, summary = _load("dmz")
+    summary = copy.deepcopy(summary)
+    relay = {
+        "flow": "tcp 203.0.113.2:40000 > 198.51.100.10:25",  # as the TLS analysis listed it first
+        "protocol": "smtp",
+        "path": [
+            {"link": "mail-s2", "flow": "tcp 10.0.1.10:40000 > 198.51.100.10:25"},
+            {"link": "fw-s3", "flow": "tcp 203.0.113.2:40000 > 198.51.100.10:25"},
+        ],
+    }
+    other = {
+        "flow": "tcp 198.51.100.100:5000 > 198.51.100.10:25",
+        "protocol": "smtp",
+        "path": [{"link": "ext-pc-s4", "flow": "tcp 198.51.100.100:5000 > 198.51.100.10:25"}],
+    }
+    summary["wire"] = {"mail_flows": [other, relay]}
+    hops = {t["label"]: t for t in trace(d, summary)}["outbound"]["hops"]
+    sent = next(h for h in hops if h["stage"] == "relay")
+    got = next(h for h in hops if h["stage"] == "received" and h["node"] == "ext-mail")
+    # the sending server matched the name on its own link, the receiving one the NATed name:
+    # both hops carry the one connection, named as its first link saw it, never the other client's
+    for h in (sent, got):
+        assert [(w["flow"], w["link"]) for w in h["wire"]] == [("tcp 10.0.1.10:40000 > 198.51.100.10:25", "mail-s2")]
