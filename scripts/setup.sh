@@ -102,4 +102,5 @@ if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
   touch "$stamp"
 fi
 "$venv/bin/python" -c 'import mininet.net, mininet.nodelib' || { log "mininet does not import in $venv"; exit 3; }
+"$venv/bin/python" -c 'import scapy.layers.l2, scapy.layers.dns, scapy.layers.dhcp' || { log "scapy does not import in $venv"; exit 3; }
 log "ready"

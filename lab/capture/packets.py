@@ -27,8 +27,8 @@ class Packet:
     direction: int  # C2S or S2C
     record: int  # offset of the record header in the file
     caplen: int
-    flags: int  # TCP flags (0 for UDP)
-    payload: int  # TCP/UDP payload length
+    flags: int  # TCP flags (0 for UDP and ICMP)
+    payload: int  # TCP/UDP payload length (ICMP: after its 8-byte header)
     payload_at: int  # offset of the payload in the file
 
 
@@ -44,7 +44,11 @@ def _ip_offset(linktype: int, data: bytes, at: int, caplen: int) -> int | None:
 
 
 def flow_packets(parsed: Parsed, keys: Iterable[Key], cap: int = 200) -> dict[Key, list[Packet]]:
-    """Up to ``cap`` packets of each flow in ``keys`` (either direction), in capture order."""
+    """Up to ``cap`` packets of each flow in ``keys`` (either direction), in capture order.
+
+    TCP, UDP and ICMP echo flows (keyed as ``Flow.key`` has them: an echo's identifier
+    stands for both ports).
+    """
     want: dict[tuple[str, str, int, str, int], tuple[Key, int]] = {}
     for k in keys:
         p, c, cp, s, sp = k
@@ -62,9 +66,14 @@ def flow_packets(parsed: Parsed, keys: Iterable[Key], cap: int = 200) -> dict[Ke
         proto = data[ip + 9]
         name = _PROTO.get(proto)
         l4 = ip + ihl
-        if name not in ("tcp", "udp") or l4 + 8 > at + caplen:
+        if name is None or l4 + 8 > at + caplen:
             continue
-        sport, dport = struct.unpack_from("!HH", data, l4)
+        if name == "icmp":  # an echo request or reply: its identifier is both "ports", as in pcap.parse
+            if data[l4] not in (0, 8):
+                continue
+            sport = dport = struct.unpack_from("!H", data, l4 + 4)[0]
+        else:
+            sport, dport = struct.unpack_from("!HH", data, l4)
         hit = want.get((name, fmt_addr(data[ip + 12 : ip + 16]), sport, fmt_addr(data[ip + 16 : ip + 20]), dport))
         if hit is None:
             continue

@@ -92,7 +92,7 @@ def load_topology(
         else:
             src.data["routing"] = routing
     data, problems, broken = parse_partial(
-        TopologyFile, src.data, src, ("nodes", "subnets", "links", "domains", "firewalls")
+        TopologyFile, src.data, src, ("nodes", "subnets", "links", "domains", "firewalls", "proxies", "vpns")
     )
     if data is None:
         raise InputError(problems=sorted_problems(problems))

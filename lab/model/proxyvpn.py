@@ -63,6 +63,7 @@ class ProxyPolicy(Strict):
 
 
 Cipher = Literal["AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305"]
+CIPHERS = ("AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305")
 
 
 def _cidr30(v: str) -> str:
@@ -92,6 +93,33 @@ class Vpn(Strict):
     cipher: Cipher = "AES-256-GCM"
 
     _subnet = field_validator("subnet")(lambda cls, v: _cidr30(v))
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type(cls, v: object) -> object:
+        if isinstance(v, str) and v not in ("site-to-site", "remote-access"):
+            shown = f"'{v}'" if len(v) <= 40 and v.isprintable() else repr(v[:40])
+            raise ValueError(
+                hinted(
+                    f"{shown} is not a kind of tunnel the lab builds",
+                    "site-to-site (two gateways) or remote-access (road warriors): both are OpenVPN over TUN",
+                )
+            )
+        return v
+
+    @field_validator("cipher", mode="before")
+    @classmethod
+    def _cipher(cls, v: object) -> object:
+        # the same list as the Literal (the published schema's enum), said with a hint
+        if isinstance(v, str) and v not in CIPHERS:
+            shown = f"'{v}'" if len(v) <= 40 and v.isprintable() else repr(v[:40])
+            raise ValueError(
+                hinted(
+                    f"{shown} is not a cipher the lab's OpenVPN negotiates",
+                    f"one of {', '.join(CIPHERS)} (authenticated ciphers; BF-CBC and the other CBC ones are refused)",
+                )
+            )
+        return v
 
     @model_validator(mode="after")
     def _shape(self) -> "Vpn":

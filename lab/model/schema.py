@@ -126,7 +126,19 @@ def problems_from(exc: ValidationError, model: type[BaseModel], src: Located, ba
     mapped = {tuple(e["loc"][:-1]) for e in errors if e["loc"] and _is_branch(e["loc"][-1])} | {
         tuple(e["loc"][:i]) for e in errors for i, part in enumerate(e["loc"]) if _is_branch(part)
     }
+    # a value of several forms (a duration or 'auto'): when a form's own check explained
+    # the value with a hint, the list of the literal form's words says nothing more
+    explained = {
+        tuple(p for p in e["loc"] if not (isinstance(p, str) and _is_branch(p)))
+        for e in errors
+        if e["type"] == "value_error" and "\n  hint: " in str(e["msg"])
+    }
     for err in errors:
+        if (
+            err["type"] == "literal_error"
+            and tuple(p for p in err["loc"] if not (isinstance(p, str) and _is_branch(p))) in explained
+        ):
+            continue
         if (
             err["type"] == "literal_error"
             and isinstance(err.get("input"), dict)
@@ -147,8 +159,14 @@ def problems_from(exc: ValidationError, model: type[BaseModel], src: Located, ba
                 hint = "allowed keys: " + ", ".join(sorted(allowed))
         elif kind == "missing":
             msg = "this key is required"
+        elif kind == "too_short" and isinstance(err.get("input"), list):
+            least = err.get("ctx", {}).get("min_length", 1)
+            msg = f"the list is empty: at least {least} item(s) needed" if not err["input"] else err["msg"]
+            hint = "name at least one, or leave the key out for the default" if least == 1 else None
         elif kind in ("literal_error", "enum"):
-            msg = f"{err['msg'].lower()}, got {err.get('input')!r}"
+            # "Input should be ..." -> "input should be ...": the values named keep their case
+            # (a cipher is AES-256-GCM, a DNS type MX: lowered, they would mislead)
+            msg = f"{err['msg'][:1].lower()}{err['msg'][1:]}, got {err.get('input')!r}"
             expected = err.get("ctx", {}).get("expected", "")
             cands = [c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()]
             hint = suggest(str(err.get("input")), cands) if cands else None

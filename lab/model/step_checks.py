@@ -27,7 +27,9 @@ def _http(r: Refs, s: Any, where: PathKey) -> list[Problem]:
     host = str(urlsplit(s.url).hostname)
     names = site_names(r)
     if host not in names and r.node_named(host) is None:
-        out.append(r.p(where + ("url",), f"no node of the topology is called '{host}'", suggest(host, names)))
+        known = sorted(n for n in names if n.split(".")[0] != n)
+        hint = suggest(host, names) or "the lab's names: " + ", ".join(known[:8]) + (" ..." if len(known) > 8 else "")
+        out.append(r.p(where + ("url",), f"no node of the topology is called '{host}'", hint))
     if s.proxy is not None:
         node = r.node_named(s.proxy)
         if node is None or node.role != "proxy":

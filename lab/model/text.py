@@ -67,7 +67,10 @@ _URL = re.compile(r"(https?)://([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)(:\d{1,5})?
 
 
 def _url(v: str) -> str:
-    if not _URL.fullmatch(v):
+    m = _URL.fullmatch(v)
+    if m and m.group(4) and not 1 <= int(m.group(4)[1:]) <= 65535:
+        raise ValueError(hinted(f"'{v}': port {m.group(4)[1:]} is not a TCP port", "a port is 1-65535, e.g. :8080"))
+    if not m:
         raise ValueError(
             hinted(
                 f"'{v}' is not a URL the lab fetches",

@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from lab.model.plan import Plan
-from lab.report import linkviews, mailtrace, netviews
+from lab.report import layerview, linkviews, mailtrace, netviews
 from lab.report.svg import topology_svg
 
 log = logging.getLogger(__name__)
@@ -277,7 +277,7 @@ def _artefacts(summary: dict[str, Any], report_dir: Path) -> tuple[list[dict[str
     return [{"node": n, "files": fs} for n, fs in configs.items()], logs
 
 
-def _traces(summary: dict[str, Any], report_dir: Path) -> list[dict[str, Any]]:
+def _traces(summary: dict[str, Any], report_dir: Path, layers: dict[str, Any]) -> list[dict[str, Any]]:
     try:
         traces = mailtrace.trace(report_dir, summary)
     except Exception as exc:  # a log we cannot read must not cost the whole report
@@ -290,6 +290,9 @@ def _traces(summary: dict[str, Any], report_dir: Path) -> list[dict[str, Any]]:
             h["bad"] = h.get("status") not in ("ok", None)
             h["log_name"] = str(h.get("log", "")).rsplit("/", 1)[-1]
             h["href"] = f"#{anchor(str(h.get('log', '')))}-L{h.get('lineno')}" if h.get("log") else ""
+            if not h.get("log") and isinstance(h.get("step"), int):  # the MUA's hop: its scenario step
+                h["log_name"] = f"step {h['step']:02d}"
+                h["href"] = f"#step-{h['step']:02d}"
             h["wire_text"] = "; ".join(
                 " ".join(
                     str(x)
@@ -304,7 +307,15 @@ def _traces(summary: dict[str, Any], report_dir: Path) -> list[dict[str, Any]]:
                 )
                 for w in h.get("wire", [])
             )
+            h["layer_links"] = [
+                {"id": a, "flow": str(w.get("flow", ""))}
+                for w in h.get("wire", [])
+                if (a := layerview.anchor(layers, str(w.get("flow", "")), str(w.get("link", ""))))
+            ]
         t.setdefault("error", "")
+        t["roles_text"] = " → ".join(
+            f"{r['role']} {r['node']}" + (f" ({r['via']})" if r.get("via") else "") for r in t.get("roles") or []
+        )
     return traces
 
 
@@ -336,8 +347,14 @@ def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) 
             log.warning("topology diagram failed: %s", exc)
     configs, logs = _artefacts(summary, report_dir)
     counts = summary.get("counts") or {}
+    layers = layerview.load(summary, report_dir)
     steps = _steps(summary, report_dir)
-    traces = _traces(summary, report_dir)
+    for s in steps:
+        s["layers"] = layers["by_step"].get(s["index"], [])
+    traces = _traces(summary, report_dir, layers)
+    handshakes = linkviews.handshakes(summary)
+    for row in handshakes:
+        row["layers"] = layerview.anchor(layers, row["flow"], row["link"])
     files = [f for f in ("summary.json", "junit.xml") if (report_dir / f).is_file()]
     status = str(summary.get("status", "unknown"))
     return {
@@ -364,7 +381,8 @@ def build_context(summary: dict[str, Any], plan: Plan | None, report_dir: Path) 
         "matrices": netviews.matrices(summary),
         "impairments": linkviews.impairments(summary),
         "rtts": linkviews.rtts(summary),
-        "handshakes": linkviews.handshakes(summary),
+        "handshakes": handshakes,
+        "layers": layers,
         "proxies": linkviews.proxy_logs(summary, report_dir),
         "leases": _table(summary.get("leases", []), ("node", "address", "router", "dns", "search")),
         "dns": _table(summary.get("dns_records", []), ("zone", "server", "owner", "type", "value")),

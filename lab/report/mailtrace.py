@@ -7,10 +7,11 @@ a relay by SMTP (with the MX lookup the sending server made before it, and the n
 server's queue id from "queued as NEWID", followed on that node), or LMTP into Dovecot
 (with Dovecot's "saved mail" line) — and finally the IMAP/POP3 logins that fetched it.
 
-Hops are plain dicts in causal order.  Logs carry no year and only whole seconds, so
-``ts`` is approximate; ``time`` is the log's own text.  When the summary carries wire
-facts (``summary["wire"]``: one dict per captured flow, ``"flow": "tcp C:cp > S:sp"``),
-the matching flows are attached to the hops that made those connections.
+Hops are plain dicts in causal order, each with the role it plays (``lab.report.mailroles``:
+the MUA's submission first, then MSA, MTA, MDA and the MUA fetching).  Logs carry no year
+and only whole seconds, so ``ts`` is approximate; ``time`` is the log's own text.  The
+flows the captures saw are attached to the hops that made those connections
+(``lab.report.mailwire``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from lab.report import mailroles
+from lab.report.mailwire import attach_wire, wire_flows
 
 SYSLOG_RE = re.compile(r"^(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d(?:\.\d+)?) (?P<rest>.*)$")
 POSTFIX_RE = re.compile(r"^(?:(?P<host>\S+) )?(?P<prog>postfix(?:/[\w.-]+)*)\[(?P<pid>\d+)\]: (?P<msg>.*)$")
@@ -515,56 +519,25 @@ class _Tracer:
         )
 
 
-def _flows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    wire = summary.get("wire")
-    if wire is None and isinstance(summary.get("capture"), dict):
-        wire = summary["capture"].get("wire") or summary["capture"].get("flows")
-    flows = [f for f in wire or [] if isinstance(f, dict)]
-    # wire assertions (steps of kind "wire") carry the facts of the flows they checked
-    for step in summary.get("steps", []):
-        details = step.get("details") or {}
-        if step.get("kind") == "wire" and isinstance(details.get("flows"), list):
-            flows.extend(f for f in details["flows"] if isinstance(f, dict))
-    seen, out = set(), []
-    for f in flows:
-        key = (str(f.get("flow")), str(f.get("link")))
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
-    return out
-
-
-FLOW_RE = re.compile(r"^(?P<proto>\w+) (?P<c>[\d.]+):(?P<cp>\d+) > (?P<s>[\d.]+):(?P<sp>\d+)")
-
-
-def _attach_wire(hops: list[dict[str, Any]], flows: list[dict[str, Any]]) -> None:
-    parsed = []
-    for f in flows:
-        m = FLOW_RE.match(str(f.get("flow", "")))
-        if m:
-            parsed.append((m["c"], m["s"], int(m["sp"]), f))
-        elif f.get("server") and f.get("sport") is not None:
-            parsed.append((str(f.get("client", "")), str(f["server"]), int(f["sport"]), f))
-    for hop in hops:
-        port, client, server = hop.get("port"), hop.get("client"), hop.get("server")
-        if hop["stage"] not in ("submitted", "received", "relay", "fetch") or port is None:
-            continue
-        match = [f for c, s, sp, f in parsed if sp == port and ((client and c == client) or (server and s == server))]
-        if match:
-            hop["wire"] = match
-
-
 def trace(report_dir: Path | str, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per message of ``summary["messages"]``: its label, facts and ordered hops."""
+    """One entry per message of ``summary["messages"]``: its label, facts, ordered hops
+    (each with its role: MUA, MSA, MTA, MDA) and the chain of those roles."""
     logs = Logs(Path(report_dir), summary)
-    flows = _flows(summary)
+    flows = wire_flows(summary)
+    node_of = {ip: node for node, ips in logs.addresses.items() for ip in ips}
+    for lease in summary.get("leases") or []:
+        if lease.get("address"):
+            node_of.setdefault(str(lease["address"]), str(lease.get("node", "")))
     out = []
     for label, msg in (summary.get("messages") or {}).items():
         t = _Tracer(logs, msg)
         t.start()
         if flows:
-            _attach_wire(t.hops, flows)
-        delivered = sorted({h["rcpt"] for h in t.hops if h["stage"] == "saved"})
+            attach_wire(t.hops, flows)
+        sent = mailroles.mua_hop(msg, t.hops, summary, node_of)
+        hops = ([sent] if sent else []) + t.hops
+        mailroles.assign(hops, node_of)
+        delivered = sorted({h["rcpt"] for h in hops if h["stage"] == "saved"})
         out.append(
             {
                 "label": label,
@@ -574,8 +547,9 @@ def trace(report_dir: Path | str, summary: dict[str, Any]) -> list[dict[str, Any
                 "to": list(msg.get("to") or []),
                 "subject": msg.get("subject"),
                 "delivered": delivered,
-                "hops": t.hops,
-                "complete": bool(t.hops) and set(msg.get("to") or []) <= set(delivered),
+                "hops": hops,
+                "roles": mailroles.chain(hops),
+                "complete": bool(hops) and set(msg.get("to") or []) <= set(delivered),
             }
         )
     return out

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from lab.deploy.lab import Lab, Progress
 from lab.model.scenario import Scenario
 from lab.report.results import RunResult, StepResult
+
+log = logging.getLogger(__name__)
 
 
 class Captures:
@@ -79,6 +82,18 @@ class Captures:
                 sr = StepResult(len(result.steps), "wire", name, out.status, message=out.message, details=out.details)
                 result.steps.append(sr)
                 self.say(f"  {sr.status.upper()} {name}: {sr.message}")
+        self._layers(result, analysis, parsed, lab)
+
+    def _layers(self, result: RunResult, analysis: dict[str, Any], parsed: dict[str, Any], lab: Lab) -> None:
+        """The packet-by-packet views of the flows the report shows (layers.json): a view,
+        so a failure here is a note in the report, never a failed run."""
+        from lab.scenario import layersel
+
+        try:
+            layersel.write(result, analysis, parsed, lab.plan, self.links, self.macs, self.dir.parent)
+        except Exception as exc:
+            log.warning("could not build the layer views: %s", exc, exc_info=True)
+            result.notes.append(f"the layer views could not be built: {type(exc).__name__}: {exc}")
 
 
 def mail_flows(analysis: dict[str, Any], parsed: dict[str, Any], links: list[dict[str, Any]]) -> list[dict[str, Any]]:

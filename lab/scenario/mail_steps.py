@@ -66,6 +66,7 @@ def send(ctx: Context, s: S.Send) -> Outcome:
         "body": s.body,
         "queue_id": r.get("queue_id"),
         "sent_at": time.time(),
+        "on": s.on,  # the MUA's host, for the mail trace
         "server": s.server,
         "port": s.port,
         "tls": r.get("tls_version"),

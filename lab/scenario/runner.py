@@ -197,6 +197,7 @@ def _write_reports(result: RunResult, scn: Scenario, report_dir: Path) -> None:
         result.status = FAILED
     else:
         result.status = PASSED
+    _roles(result, report_dir)
     write_json(result, report_dir / "summary.json")
     write_junit(result, report_dir / "junit.xml")
     try:
@@ -205,6 +206,21 @@ def _write_reports(result: RunResult, scn: Scenario, report_dir: Path) -> None:
         write_html(result.to_dict(), scn.plan, report_dir)
     except Exception as exc:  # the HTML is a view; the JSON and JUnit are the record
         log.warning("could not write report.html: %s", exc)
+
+
+def _roles(result: RunResult, report_dir: Path) -> None:
+    """Each message's chain of roles (MUA, MSA, MTA, MDA, as the mail trace reads them
+    from the copied logs) into summary.json, for readers other than report.html."""
+    if not result.messages:
+        return
+    try:
+        from lab.report.mailtrace import trace
+
+        for t in trace(report_dir, result.to_dict()):
+            if t["roles"] and t["label"] in result.messages:
+                result.messages[t["label"]]["roles"] = t["roles"]
+    except Exception as exc:  # the trace is a reading of the logs: never a reason to lose the summary
+        log.warning("could not trace the messages: %s", exc)
 
 
 def _gather(lab: Lab, result: RunResult, report_dir: Path) -> None:

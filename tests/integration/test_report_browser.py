@@ -7,6 +7,7 @@ Chromium comes from the Debian package ``chromium``; without it these tests skip
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -115,3 +116,18 @@ def test_the_browser_sees_the_failed_steps_and_the_diagram(report: Path, tmp_pat
     assert dom.count('class="step st-passed"') == 4
     for node in ("s1", "dns", "dhcp", "mail", "pc1", "pc2"):
         assert f'data-node="{node}"' in dom
+
+
+def test_a_link_opens_its_layer_view_and_only_that_one(tmp_path: Path) -> None:
+    from tests.unit.test_report_layers import report_with_layers
+
+    plan = make_plan(load_topology(REPO / "topologies" / "star.yaml"))
+    result, d, info = report_with_layers(tmp_path, plan)
+    page = write_html({**info["summary"], "wire": result.wire}, plan, d)
+    views = result.wire["layers"]["views"]
+    target = views[4]["id"]
+    dom = _chromium(["--dump-dom", f"{page.as_uri()}#{target}"], tmp_path).stdout
+    details = re.findall(r'<details class="layer-view" id="(ly-\d+)"( open="")?', dom)
+    assert len(details) == len(views)
+    assert [i for i, opened in details if opened] == [target]  # collapsed, but for the one asked for
+    assert dom.count("OSI 2 · data link") == len(views) + 1  # every view names its layers, as the legend does

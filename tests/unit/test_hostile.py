@@ -1,8 +1,8 @@
 """The hostile-input corpus (tests/data/hostile/): every case refused with its golden error.
 
 Each case is a file a careless or hostile student could hand the lab (YAML tricks,
-sizes, encodings, address plans, routing, firewall policy, scenarios, injections; see
-tests/data/hostile/make.py).  The loader must raise InputError with the exact located
+sizes, encodings, address plans, routing, firewall policy, proxies, VPNs, link delays,
+aliases, scenarios, injections; see tests/data/hostile/make.py).  The loader must raise InputError with the exact located
 problems of ``CASE.expected``; the CLI must refuse each with exit 2, no traceback, and
 build nothing, in a process limited to 4 GiB of memory (a hang or a blow-up fails too).
 ``UPDATE_GOLDEN=1`` rewrites the goldens from the current output.
@@ -57,7 +57,7 @@ def normalise(text: str, tmp: Path | None = None) -> str:
 def test_corpus_is_broad_and_written() -> None:
     assert len(CASES) + len(BIG) >= 100
     groups = {c.split("-")[0] for c in CASES + BIG}
-    assert groups == {"yaml", "size", "enc", "addr", "route", "fw", "scen", "inj"}
+    assert groups == {"yaml", "size", "enc", "addr", "route", "fw", "proxy", "vpn", "link", "alias", "scen", "inj"}
     written = {p.stem for p in HOSTILE.glob("*.yaml")}
     assert written == set(CASES), "run: python tests/data/hostile/make.py"
     for name, body in make.CASES.items():

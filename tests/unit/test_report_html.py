@@ -118,7 +118,8 @@ def test_mail_trace_rows_are_in_order_with_their_queue_ids(tmp_path: Path) -> No
     i = page.elements.index(article)
     rows = [el for el in page.elements[i:] if el["tag"] == "tr" and "hop" in el["attrs"].get("class", "").split()]
     first = rows[:15]
-    assert [(r["attrs"]["data-node"], r["attrs"]["data-stage"]) for r in first[:8]] == [
+    assert [(r["attrs"]["data-node"], r["attrs"]["data-stage"]) for r in first[:9]] == [
+        ("pc1", "sent"),
         ("mail", "connect"),
         ("mail", "submitted"),
         ("mail", "cleanup"),
@@ -130,6 +131,13 @@ def test_mail_trace_rows_are_in_order_with_their_queue_ids(tmp_path: Path) -> No
     ]
     queue_ids = [r["attrs"]["data-queue-id"] for r in first if r["attrs"]["data-stage"] in ("submitted", "received")]
     assert queue_ids == ["345A8168143", "3BCDF168182"]
+    # each hop's role in its own column, the chain of roles above the table
+    assert [r["attrs"]["data-role"] for r in first[:3]] == ["MUA", "MSA", "MSA"]
+    cells = [el for el in page.elements[i:] if el["tag"] == "td" and "role" in el["attrs"].get("class", "").split()]
+    assert [c["text"] for c in cells[:7]] == ["MUA", "MSA", "MSA", "MSA", "MTA", "MTA", "MTA"]
+    assert "fetches it over IMAP" in cells[15]["attrs"]["title"]
+    [roles] = [el for el in page.elements[i:] if el["tag"] == "p" and el["attrs"].get("class") == "roles"][:1]
+    assert roles["text"] == "MUA pc1 → MSA mail → MTA mail → MTA ext-mail → MDA ext-mail → MUA ext-pc (IMAP)"
 
 
 def test_tables_configs_and_logs(tmp_path: Path) -> None:
@@ -194,7 +202,8 @@ def test_logs_are_embedded_and_trace_links_jump_to_their_line(tmp_path: Path) ->
         [span] = page.find("span", id=f"log-nodes-mail-logs-postfix-log-L{n}")
         assert span["text"].endswith(lines[n - 1])
     links = [el["attrs"]["href"] for el in page.find("a", class_="src")]
-    assert links and all(h.startswith("#log-") for h in links)
+    assert links and all(h.startswith("#log-") for h in links if not h.startswith("#step-"))
+    assert [h for h in links if h.startswith("#step-")] == ["#step-10", "#step-13"]  # the MUAs' send steps
     ids = {el["attrs"].get("id") for el in page.elements}
     assert all(h[1:] in ids for h in links), "every trace link has its line in the page"
 

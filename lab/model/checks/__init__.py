@@ -1,7 +1,8 @@
 """The cross-checks of a topology, as named phases that return problems and change nothing.
 
 Each phase looks at one concern (names, nodes, links, switch loops, interfaces,
-overlapping subnets, addresses, gateways, DHCP, mail domains, routing, firewalls) and
+overlapping subnets, addresses, gateways, DHCP, mail domains, routing, firewalls, proxies,
+VPNs, aliases) and
 returns located problems.  All phases run, so a file's independent problems come in
 one round; a phase leaves alone what an earlier phase already found broken (a node
 whose links are wrong gets no address errors, a node the schema refused is not
@@ -16,7 +17,7 @@ from lab.errors import Problem
 from lab.model.checks.addressing import addresses, dhcp, gateways, overlaps
 from lab.model.checks.context import Ctx, Phase
 from lab.model.checks.policy import domains, firewalls, routing, security
-from lab.model.checks.proxyvpn import proxies, vpns
+from lab.model.checks.proxyvpn import aliases, proxies, vpns
 from lab.model.checks.services import services
 from lab.model.checks.wiring import interfaces, links, names, nodes, switch_loops
 from lab.model.topology import TopologyFile
@@ -39,6 +40,7 @@ LATER: tuple[Phase, ...] = (
     proxies,
     vpns,
     services,
+    aliases,
 )
 
 __all__ = ["FIRST", "LATER", "WIRING", "Ctx", "check"]
