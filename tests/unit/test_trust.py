@@ -118,3 +118,22 @@ def test_offered_suites_are_read_from_the_client_hello() -> None:
     body = bytes.fromhex("0303") + bytes(32) + b"\x00" + bytes.fromhex("0006c02b1301caca") + b"\x01\x00"
     h = parse_hello(body, client=True)
     assert h.offered == [0xC02B, 0x1301, 0xCACA]
+
+
+def test_the_lab_suffix_list_keeps_the_rules_that_apply_to_its_domains() -> None:
+    from lab.services.rspamd import lab_suffixes
+
+    psl = "// comment\ncom\nuk\nco.uk\n*.ck\n!www.ck\ndz\nnet\nexample\n"
+    got = lab_suffixes(psl, ["projet.dz", "shop.co.uk", "a.lab", "www.ck"])
+    # each lab domain keeps every rule that ends it, and its top label (the '*' rule)
+    assert got == ["uk", "co.uk", "*.ck", "!www.ck", "dz", "lab", "ck"]
+    assert "com" not in got and "net" not in got
+
+
+def test_rspamd_turns_off_what_a_closed_lab_cannot_use_and_keeps_the_trust_modules() -> None:
+    from lab.services.rspamd import DISABLED, LOCAL_FILES
+
+    assert {"fuzzy_check", "rbl", "surbl", "neural"} <= set(DISABLED)
+    kept = {"dkim_signing", "dmarc", "antivirus", "spf", "dkim", "milter_headers"}
+    assert not kept & set(DISABLED)
+    assert not {f.removesuffix(".conf") for f in LOCAL_FILES} & set(DISABLED)
