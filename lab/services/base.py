@@ -10,6 +10,7 @@ service runs where, and in which order, is ``lab.services.registry``.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from lab.errors import ServiceError
 from lab.model.nodeplan import NodePlan
 from lab.model.plan import Plan
 from lab.runtime import proc
-from lab.runtime.node import LabNode
+from lab.runtime.node import LabNode, netns
 from lab.runtime.rundir import RunDir
 from lab.services.keys import LabKeys
 from lab.services.pki import LabCA
@@ -234,6 +235,17 @@ class Service:
             detail = f" (last probe error: {waited.error})" if waited.error else ""
             raise self.fail(f"did not {what} within {timeout:g} s{detail}", hint=hint)
         self.ready_after = time.monotonic() - start
+
+    def greets(self, ip: str, port: int, expect: bytes, say: bytes = b"") -> bool:
+        """One readiness probe of a TCP daemon inside the node: connect, say ``say`` if the
+        protocol waits for the client, and see whether the first answer starts with ``expect``."""
+        with netns(self.node.pid):
+            s = socket.create_connection((ip, port), timeout=1)
+        with s:
+            s.settimeout(2)
+            if say:
+                s.sendall(say)
+            return s.recv(512).startswith(expect)
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

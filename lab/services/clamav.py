@@ -11,13 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
-import socket
 import time
 from pathlib import Path
 from typing import ClassVar
 
 from lab.model.plan import MailHost, NodePlan, Plan
-from lab.runtime.node import netns
 from lab.services.base import MAILNODE, Service, Template, command_version, read_pid
 
 #: the industry's harmless test file (https://www.eicar.org): every scanner must detect it
@@ -72,17 +70,9 @@ class Clamd(Service):
         self.spawn(["clamd", "-c", str(self.home / "clamd.conf")])
 
     def wait_ready(self, timeout: float) -> None:
-        def pong() -> bool:
-            with netns(self.node.pid):
-                s = socket.create_connection(("127.0.0.1", CLAMD_PORT), timeout=1)
-            try:
-                s.settimeout(2)
-                s.sendall(b"zPING\0")
-                return s.recv(64).startswith(b"PONG")
-            finally:
-                s.close()
-
-        self.poll(pong, timeout, "answer PONG on 127.0.0.1:3310")
+        self.poll(
+            lambda: self.greets("127.0.0.1", CLAMD_PORT, b"PONG", b"zPING\0"), timeout, "answer PONG on 127.0.0.1:3310"
+        )
 
     def stop(self) -> list[int]:
         self.pid = self.pid or read_pid(self.home / "clamd.pid")

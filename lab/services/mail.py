@@ -205,16 +205,9 @@ class Postfix(Service):
             raise self.fail("started but its master wrote no pid file (it exited)", log=self.start_log())
 
     def wait_ready(self, timeout: float) -> None:
-        def banner() -> bool:
-            with netns(self.node.pid):
-                s = socket.create_connection((self.node.ip, 25), timeout=1)
-            try:
-                s.settimeout(2)
-                return s.recv(512).startswith(b"220 ")
-            finally:
-                s.close()
-
-        self.poll(banner, timeout, "answer with an SMTP 220 banner on port 25")
+        self.poll(
+            lambda: self.greets(str(self.node.ip), 25, b"220 "), timeout, "answer with an SMTP 220 banner on port 25"
+        )
 
     def stop(self) -> list[int]:
         self.pid = self.pid or read_pid(self.node.dir / "spool-postfix" / "pid" / "master.pid")

@@ -12,7 +12,6 @@ run's state (``ssh/<admin>/id_ed25519``), and every host key goes into one per-r
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -21,7 +20,6 @@ from typing import Any
 
 from lab.model.nodeplan import NodePlan
 from lab.model.plan import Plan
-from lab.runtime.node import netns
 from lab.services.base import TEMPLATES, Service, Template, command_version
 
 FIRST_UID = 2001
@@ -157,16 +155,7 @@ class Sshd(Service):
     def wait_ready(self, timeout: float) -> None:
         ip = self.context()["listen"][0]
 
-        def banner() -> bool:
-            with netns(self.node.pid):
-                s = socket.create_connection((ip, 22), timeout=1)
-            try:
-                s.settimeout(2)
-                return s.recv(256).startswith(b"SSH-2.0-")
-            finally:
-                s.close()
-
-        self.poll(banner, timeout, "send its SSH-2.0 banner on port 22")
+        self.poll(lambda: self.greets(ip, 22, b"SSH-2.0-"), timeout, "send its SSH-2.0 banner on port 22")
 
     def logs(self) -> list[Path]:
         return [self.log]

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import pwd
 import shutil
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab.model.proxyvpn import ProxyPolicy
-from lab.runtime.node import netns
 from lab.services.base import TEMPLATES, Deployment, Service, Template, command_version
 
 
@@ -169,14 +167,8 @@ class Nginx(Service):
     def wait_ready(self, timeout: float) -> None:
         ip = str(self.node.ip)
 
-        def answers() -> bool:
-            with netns(self.node.pid):
-                s = socket.create_connection((ip, 80), timeout=0.5)
-            with s:
-                s.sendall(f"HEAD / HTTP/1.0\r\nHost: {self.names[0]}\r\n\r\n".encode())
-                return s.recv(64).startswith(b"HTTP/1.1 200")
-
-        self.poll(answers, timeout, f"answer HTTP on {ip}:80")
+        head = f"HEAD / HTTP/1.0\r\nHost: {self.names[0]}\r\n\r\n".encode()
+        self.poll(lambda: self.greets(ip, 80, b"HTTP/1.1 200", head), timeout, f"answer HTTP on {ip}:80")
 
     def logs(self) -> list[Path]:
         return [self.home / "access.log", self.home / "error.log"]
