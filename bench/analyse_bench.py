@@ -158,6 +158,33 @@ def tshark_plain_once(path: Path) -> int:
     return 0
 
 
+def tshark_rows(
+    pcap: Path, n: int, med: float, runs: int, results: dict[str, object]
+) -> list[tuple[str, float, float]]:
+    """Time tshark on the same pcap (plain read, and TCP conversations); add to ``results``."""
+    ver = subprocess.run(["tshark", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    pmed, ptimes, _ = time_it(lambda: tshark_plain_once(pcap), runs)
+    results["tshark_plain"] = {
+        "version": ver,
+        "command": f"tshark -r {pcap} > /dev/null",
+        "median_s": round(pmed, 4),
+        "times_s": [round(x, 4) for x in ptimes],
+        "packets_per_s": round(n / pmed),
+    }
+    tmed, ttimes, convs = time_it(lambda: tshark_once(pcap), runs)
+    results["tshark"] = {
+        "version": ver,
+        "command": f"tshark -r {pcap} -q -z conv,tcp",
+        "median_s": round(tmed, 4),
+        "times_s": [round(x, 4) for x in ttimes],
+        "packets_per_s": round(n / tmed),
+        "tcp_conversations": convs,
+    }
+    results["speedup_vs_tshark"] = round(pmed / med, 2)
+    results["speedup_vs_tshark_conv"] = round(tmed / med, 2)
+    return [("tshark -r FILE > /dev/null", pmed, n / pmed), ("tshark -r FILE -q -z conv,tcp", tmed, n / tmed)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="20k packets, for the test suite")
@@ -207,28 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which("tshark") is None:
             print("tshark is not installed: apt-get install -y tshark (or run with --no-tshark)")
             return 2
-        ver = subprocess.run(["tshark", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-        pmed, ptimes, _ = time_it(lambda: tshark_plain_once(pcap), a.runs)
-        results["tshark_plain"] = {
-            "version": ver,
-            "command": f"tshark -r {pcap} > /dev/null",
-            "median_s": round(pmed, 4),
-            "times_s": [round(x, 4) for x in ptimes],
-            "packets_per_s": round(n / pmed),
-        }
-        tmed, ttimes, convs = time_it(lambda: tshark_once(pcap), a.runs)
-        results["tshark"] = {
-            "version": ver,
-            "command": f"tshark -r {pcap} -q -z conv,tcp",
-            "median_s": round(tmed, 4),
-            "times_s": [round(x, 4) for x in ttimes],
-            "packets_per_s": round(n / tmed),
-            "tcp_conversations": convs,
-        }
-        results["speedup_vs_tshark"] = round(pmed / med, 2)
-        results["speedup_vs_tshark_conv"] = round(tmed / med, 2)
-        rows.append(("tshark -r FILE > /dev/null", pmed, n / pmed))
-        rows.append(("tshark -r FILE -q -z conv,tcp", tmed, n / tmed))
+        rows += tshark_rows(pcap, n, med, a.runs, results)
     print(f"\n{'tool':34} {'median s':>10} {'packets/s':>12} {'lab.capture is':>16}")
     for name, secs, pps in rows:
         ratio = "-" if name.startswith("lab.capture") else f"{secs / med:.1f}x faster"

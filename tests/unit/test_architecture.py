@@ -102,7 +102,11 @@ def test_no_import_circles() -> None:
     assert circles == []
 
 
-@pytest.mark.parametrize("path", sorted(LAB.rglob("*.py")), ids=lambda p: str(p.relative_to(LAB)))
+@pytest.mark.parametrize(
+    "path",
+    sorted([*LAB.rglob("*.py"), *(LAB.parent / "bench").glob("*.py")]),
+    ids=lambda p: str(p.relative_to(LAB.parent)),
+)
 def test_small_modules_and_functions(path: Path) -> None:
     text = path.read_text()
     assert len(text.splitlines()) <= MAX_MODULE, f"{path.name}: split it"
