@@ -365,7 +365,13 @@ class Probe(Action):
     listen: bool = Field(
         False, description="open a listener on the target for the probe (tests the path, not a daemon)"
     )
-    timeout: float = Field(1.5, gt=0, le=30)
+    timeout: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="seconds without an answer that make a port filtered (a lab's round trips are milliseconds;"
+        " give more across delayed or lossy links: a lost SYN is sent again after 1 s)",
+    )
 
     def title(self) -> str:
         """The step's name in reports when the scenario gives none."""
