@@ -29,6 +29,9 @@ def _terminate_as_interrupt() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
+    # A shell starts a background job with SIGINT ignored, and Python then keeps it
+    # ignored: a lab run's Ctrl-C (or a supervisor's SIGINT) must always tear down.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -8,8 +8,10 @@ by tests/data/pcap/make_pcaps.py, whose counters are in facts.json.
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -40,14 +42,18 @@ while :; do sleep 0.05; done
 
 
 @pytest.fixture
-def fake_tcpdump(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def fake_tcpdump(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     exe = bindir / "tcpdump"
     exe.write_text(FAKE)
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    return exe
+    # a shell's background job starts with SIGINT ignored, and a shell cannot trap a signal
+    # ignored on entry: the stand-in gets SIGINT as the lab's own process has it (lab.cli)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield exe
+    signal.signal(signal.SIGINT, old)
 
 
 def test_counters_are_parsed_from_tcpdumps_own_words() -> None:
