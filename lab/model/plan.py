@@ -82,6 +82,7 @@ class MailHost:
     users: list[MailUser]
     filtering: bool = False  # rspamd + ClamAV as its milter
     dane: bool = False  # smtp_tls_security_level = dane (its resolver validates DNSSEC)
+    mta_sts: bool = False  # asks mta-sts-daemon for the next hop's policy; serves its domains' policies
     fail2ban: bool = False
     tls_policy: str = "intermediate"
     #: why a protection the topology asks for is not applied here (shown in the report)
@@ -285,6 +286,7 @@ def _mail(topo: Topology, nodes: dict[str, NodePlan], recursing: set[str]) -> di
     validating = {str(n.ip) for n in nodes.values() if n.name in recursing and sec.dnssec}
     for host in mail.values():
         host.filtering, host.fail2ban, host.tls_policy = sec.filtering, sec.fail2ban, sec.tls_policy
+        host.mta_sts = sec.mta_sts
         resolvers = nodes[host.node].dns_servers
         host.dane = sec.dane and bool(resolvers) and set(resolvers) <= validating
         if sec.dane and not host.dane:
