@@ -135,3 +135,20 @@ def test_a_message_log_holds_the_connection_that_carried_it() -> None:
     assert [line.split("]: ", 1)[1][: len(h)] for line, h in zip(got, heads, strict=True)] == heads, got
     assert "mx.b" in got[2] and "postfix/smtp[9061]" in got[2]  # its own agent's, not 9070's nor tlsproxy's
     assert lines_about(LOG.splitlines(), {"nobody@x"}) == []
+
+
+def test_behind_nat_the_public_copy_names_the_public_address_and_a_missing_forward_is_said(tmp_path: Path) -> None:
+    text = (REPO / "topologies" / "dmz.yaml").read_text()
+    assert "security:\n" in text
+    f = tmp_path / "t.yaml"
+    f.write_text(text.replace("security:\n", "security:\n  mta_sts: true\n", 1))
+    plan = make_plan(load_topology(f))
+    outside = next(z for z in plan.zones if z.name == "projet.dz" and z.server == "ext-dns")
+    assert [(r.type, r.value) for r in outside.records if r.owner == "mta-sts"] == [("A", "203.0.113.2")]
+    assert any("no firewall forwards tcp/443 to mail" in n for n in plan.mail["mail"].notes), plan.mail["mail"].notes
+    forwarded = text.replace("security:\n", "security:\n  mta_sts: true\n", 1).replace(
+        "      - {zone: wan, port: tcp/25, to: mail}",
+        "      - {zone: wan, port: tcp/25, to: mail}\n      - {zone: wan, port: tcp/443, to: mail}",
+    )
+    f.write_text(forwarded)
+    assert not [n for n in make_plan(load_topology(f)).mail["mail"].notes if "MTA-STS" in n]
