@@ -127,6 +127,19 @@ class LabKeys:
                 self.sts_ids[domain] = stamp + secrets.token_hex(4)
             return self.sts_ids[domain]
 
+    def published(self, key: str) -> str | None:
+        """The value of a per-run record if this run made it (the report shows it), else
+        None: never makes a key only to show it."""
+        kind, _, rest = key.partition(":")
+        server, _, zone = rest.partition(":")
+        made = {
+            "dkim": rest in self.dkim_keys,
+            "tlsa": rest in self.tls_keys,
+            "ds": (server, zone) in self.zone_keys,
+            "sts": rest in self.sts_ids,
+        }
+        return self.fill(key) if made.get(kind) else None
+
     def fill(self, key: str) -> str:
         """The value of a record the plan marks as made per run (``Record.key``)."""
         kind, _, rest = key.partition(":")

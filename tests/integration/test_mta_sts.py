@@ -40,6 +40,10 @@ def test_mta_sts_defers_the_stripped_message_then_verifies(tmp_path, no_leaks):
         "max_age: 86400",
     ]
     assert page["peer_subject"] == "mta-sts.partenaire.dz"
+    # the record as this run published it: what the dns step found is what the report shows
+    txt = [r["value"] for r in summary["dns_records"] if r["owner"] == "_mta-sts" and r["zone"] == "partenaire.dz"]
+    found = steps["the partner's _mta-sts record: an STS version and this run's policy id (no DNSSEC)"].details
+    assert len(txt) == 1 and txt[0].startswith("v=STSv1; id=") and txt[0] in str(found), (txt, found)
     # mta-sts-daemon ran on both mail servers, a policy server on both MX
     for node in ("mail", "ext-mail"):
         assert {f"{node}/mta-sts-daemon", f"{node}/mta-sts-web"} <= set(summary["timings"]), summary["timings"]

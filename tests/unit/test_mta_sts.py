@@ -152,3 +152,12 @@ def test_behind_nat_the_public_copy_names_the_public_address_and_a_missing_forwa
     )
     f.write_text(forwarded)
     assert not [n for n in make_plan(load_topology(f)).mail["mail"].notes if "MTA-STS" in n]
+
+
+def test_the_report_shows_only_values_the_run_made() -> None:
+    keys = LabKeys()
+    assert keys.published("sts:projet.dz") is None and keys.published("tlsa:mail") is None
+    assert keys.published("ds:dns:projet.dz") is None and keys.published("dkim:projet.dz") is None
+    assert not keys.sts_ids and not keys.tls_keys and not keys.zone_keys and not keys.dkim_keys  # nothing made
+    made = keys.fill("sts:projet.dz")
+    assert keys.published("sts:projet.dz") == made
