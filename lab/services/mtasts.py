@@ -21,7 +21,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lab.model import mtasts
 from lab.model.nodeplan import NodePlan
@@ -48,7 +48,8 @@ class StsPolicy(Nginx):
 
     daemon = "mta-sts-web"
     roles = ("mail",)
-    stage = 48  # before Postfix: a policy is there before any mail is relayed
+    stage = 48  # started before Postfix ...
+    ready_by: ClassVar[int] = 100  # ... and waited for at the end: no daemon needs it, only senders' first relay
     commands = ("nginx",)
 
     @classmethod
@@ -108,7 +109,8 @@ class StsPolicy(Nginx):
 class StsResolver(Service):
     daemon = "mta-sts-daemon"
     roles = ("mail",)
-    stage = 48  # before Postfix asks it
+    stage = 48  # started before Postfix ...
+    ready_by: ClassVar[int] = 100  # ... and waited for at the end: Postfix asks it only when it relays
     commands = ("mta-sts-daemon",)
 
     @classmethod
