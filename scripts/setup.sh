@@ -18,7 +18,7 @@ PACKAGES=(
   kea-dhcp4-server isc-dhcp-client
   tcpdump nftables openssl ca-certificates frr tshark chromium
   traceroute iputils-tracepath mtr-tiny swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl s-nail curl
-  rspamd clamav-daemon fail2ban sslscan
+  rspamd clamav-daemon fail2ban sslscan postfix-mta-sts-resolver
   squid nginx openvpn iptables
   libnetfilter-queue-dev build-essential python3-dev
   apache2 libapache2-mod-php php-cli roundcube-core roundcube-sqlite3
@@ -28,11 +28,12 @@ PACKAGES=(
   radicale python3-bcrypt apache2-utils python3-icalendar
   python3 python3-venv python3-pip python3-distutils
 )
+# postfix-mta-sts-resolver: mta-sts-daemon, the MTA-STS resolver beside each mail node's Postfix;
 # squid, nginx (the proxy lab's forward proxy and web server), openvpn (the VPN lab);
 # iptables and libnetfilter-queue-dev (+ a compiler and Python's headers, to build the
 # NetfilterQueue module): the NFQUEUE link-delay helper, for kernels without tc netem
 SERVICES=(postfix dovecot named bind9 kea-dhcp4-server isc-dhcp-server rspamd clamav-daemon clamav-freshclam fail2ban
-  squid nginx openvpn apache2 ssh radicale)
+  squid nginx openvpn apache2 ssh radicale postfix-mta-sts-resolver)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

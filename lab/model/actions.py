@@ -366,11 +366,11 @@ class Probe(Action):
         False, description="open a listener on the target for the probe (tests the path, not a daemon)"
     )
     timeout: float = Field(
-        1.0,
+        1.5,
         gt=0,
         le=30,
-        description="seconds without an answer that make a port filtered (a lab's round trips are milliseconds;"
-        " give more across delayed or lossy links: a lost SYN is sent again after 1 s)",
+        description="seconds without an answer that make a port filtered (more than 1 s: a first SYN that is"
+        " lost is sent again after 1 s; a probe that expects filtered may wait less)",
     )
 
     def title(self) -> str:

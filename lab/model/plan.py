@@ -82,6 +82,7 @@ class MailHost:
     users: list[MailUser]
     filtering: bool = False  # rspamd + ClamAV as its milter
     dane: bool = False  # smtp_tls_security_level = dane (its resolver validates DNSSEC)
+    mta_sts: bool = False  # asks mta-sts-daemon for the next hop's policy; serves its domains' policies
     fail2ban: bool = False
     tls_policy: str = "intermediate"
     #: why a protection the topology asks for is not applied here (shown in the report)
@@ -285,6 +286,7 @@ def _mail(topo: Topology, nodes: dict[str, NodePlan], recursing: set[str]) -> di
     validating = {str(n.ip) for n in nodes.values() if n.name in recursing and sec.dnssec}
     for host in mail.values():
         host.filtering, host.fail2ban, host.tls_policy = sec.filtering, sec.fail2ban, sec.tls_policy
+        host.mta_sts = sec.mta_sts
         resolvers = nodes[host.node].dns_servers
         host.dane = sec.dane and bool(resolvers) and set(resolvers) <= validating
         if sec.dane and not host.dane:
@@ -293,7 +295,29 @@ def _mail(topo: Topology, nodes: dict[str, NodePlan], recursing: set[str]) -> di
                 "other domains' names from its own zones, authoritatively (no AD bit), and Postfix would silently "
                 "fall back to opportunistic TLS; smtp_tls_security_level stays 'may'"
             )
+    if sec.mta_sts:
+        _sts_reachable(topo, mail)
     return mail
+
+
+def _sts_reachable(topo: Topology, mail: dict[str, MailHost]) -> None:
+    """Behind NAT, outside senders fetch a domain's MTA-STS policy at its public address:
+    without a port forward of tcp/443 to its MX they find none, and relay to it
+    opportunistically, silently.  Said in the report's notes."""
+    t = topo.data
+    for dom, md in t.domains.items():
+        if md.public is None:
+            continue
+        forwarded = any(
+            f.to == md.mail and f.port.proto == "tcp" and (f.to_port or f.port.lo) == 443
+            for pol in t.firewalls.values()
+            for f in pol.forward
+        )
+        if not forwarded:
+            mail[md.mail].notes.append(
+                f"MTA-STS policy of {dom} not reachable from outside: mta-sts.{dom} is {md.public.address} there, "
+                f"and no firewall forwards tcp/443 to {md.mail}; outside senders will relay to it opportunistically"
+            )
 
 
 def firewall_plan(plan: Plan, fw: str) -> FirewallPlan:

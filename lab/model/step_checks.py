@@ -6,18 +6,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lab.errors import Problem
+from lab.model.mtasts import STS_HOST
 from lab.model.scenario_checks import Refs, checks
 from lab.model.schema import suggest
 from lab.model.yamlload import PathKey
 
 
 def site_names(r: Refs) -> set[str]:
-    """Every host name the lab's DNS answers: each node's, and its aliases."""
+    """Every host name the lab's DNS answers: each node's, its aliases, and the MTA-STS hosts."""
     t = r.plan.topology.data
     names = {n.fqdn for n in r.nodes.values()}
     for name, node in t.nodes.items():
         domain = r.nodes[name].domain
         names |= {f"{a}.{domain}" for a in node.aliases}
+    # each mail domain's MTA-STS policy host: published with security.mta_sts; without it a
+    # fetch finds no such host, which is what a weakened companion topology shows
+    names |= {f"{STS_HOST}.{d}" for d in t.domains}
     return names
 
 

@@ -145,7 +145,7 @@ class MailConfig(Strict):
 
 
 class MailSecurity(Strict):
-    """How far the lab's mail can be trusted: authenticity, filtering, DNSSEC and DANE, bans.
+    """How far the lab's mail can be trusted: authenticity, filtering, DNSSEC and DANE or MTA-STS, bans.
 
     Every protection here is one the reference server has; a weakened companion topology
     turns them off to show the harm (docs/labs/attacks.md)."""
@@ -161,6 +161,12 @@ class MailSecurity(Strict):
     dane: bool = Field(
         False,
         description="TLSA records for every MX and smtp_tls_security_level = dane where the resolver validates",
+    )
+    mta_sts: bool = Field(
+        False,
+        description="MTA-STS (RFC 8461) where DNSSEC is not used: every mail domain publishes "
+        "_mta-sts TXT and an enforce policy over HTTPS (https://mta-sts.<domain>/.well-known/mta-sts.txt, "
+        "served by its MX with a lab-CA certificate); every mail node asks mta-sts-daemon before it relays",
     )
     fail2ban: bool = Field(False, description="fail2ban bans a source after failed logins (submission, IMAP, POP3)")
     maxretry: int = Field(3, ge=1, le=100, description="fail2ban: failures before a ban")

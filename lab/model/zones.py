@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from lab.model.mtasts import STS_HOST, STS_RECORD
 from lab.model.nodeplan import NodePlan
 from lab.model.topology import Subnet, TopologyFile
 
@@ -16,7 +17,8 @@ DKIM_SELECTOR = "lab"
 class Record:
     """One resource record.  ``key`` names a value made per run at deploy (the plan cannot
     know it): ``dkim:<domain>`` (the DKIM public key), ``tlsa:<mail node>`` (the SHA-256
-    of its TLS key), ``ds:<dns node>:<zone>`` (the zone's signing key); ``value`` is
+    of its TLS key), ``ds:<dns node>:<zone>`` (the zone's signing key), ``sts:<domain>`` (the MTA-STS
+    policy's id, new every run); ``value`` is
     then empty until the deploy fills it in."""
 
     owner: str
@@ -116,6 +118,8 @@ def _forward_zones(
         if dom in out:
             out[dom].records.append(Record("@", "MX", f"10 {nodes[md.mail].fqdn}."))
             out[dom].records += trust_records(t, dom, nodes)
+            if t.security.mta_sts and addr.get(md.mail):
+                out[dom].records.append(Record(STS_HOST, "A", str(addr[md.mail])))
     return out
 
 
@@ -134,6 +138,8 @@ def trust_records(t: TopologyFile, dom: str, nodes: dict[str, NodePlan]) -> list
             Record("_dmarc", "TXT", f"v=DMARC1; p={sec.dmarc}; adkim=r; aspf=r"),
             Record(f"{DKIM_SELECTOR}._domainkey", "TXT", "", key=f"dkim:{dom}"),
         ]
+    if sec.mta_sts:
+        out.append(Record(STS_RECORD, "TXT", "", key=f"sts:{dom}"))
     if sec.dane and mx.fqdn.endswith("." + dom):
         out.append(Record(f"_25._tcp.{mx.fqdn[: -len(dom) - 1]}", "TLSA", "", key=f"tlsa:{mx.name}"))
     return out
@@ -154,6 +160,8 @@ def _public_zones(t: TopologyFile, nodes: dict[str, NodePlan]) -> list[Zone]:
         if mx.fqdn.endswith("." + dom):
             pz.records.append(Record(mx.fqdn[: -len(dom) - 1], "A", md.public.address))
         pz.records += trust_records(t, dom, nodes)
+        if t.security.mta_sts:  # the policy host is the MX, seen outside at its public address
+            pz.records.append(Record(STS_HOST, "A", md.public.address))
         out.append(pz)
     return out
 

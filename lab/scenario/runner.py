@@ -243,10 +243,13 @@ def _gather(lab: Lab, result: RunResult, report_dir: Path) -> None:
             result.leases.append({"node": name, **c.lease()})
         except Exception as exc:
             result.leases.append({"node": name, "error": str(exc)})
+    keys = lab.dep.keys if lab.dep is not None else None
     for zone in lab.plan.zones:
         for r in zone.records:
+            # a value made per run (DKIM, TLSA, DS, the MTA-STS id) as this run published it
+            value = (keys.published(r.key) if keys is not None and r.key else None) or r.value
             result.dns_records.append(
-                {"zone": zone.name, "server": zone.server, "owner": r.owner, "type": r.type, "value": r.value}
+                {"zone": zone.name, "server": zone.server, "owner": r.owner, "type": r.type, "value": value}
             )
     result.impairments = impairment_rows(lab)
     result.artefacts = lab.collect(report_dir)

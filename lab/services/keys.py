@@ -1,5 +1,5 @@
 """Keys made fresh for every run: DKIM signing keys, the mail nodes' TLS keys (their TLSA),
-and the DNSSEC keys of every zone a DNS node serves (their DNSKEY, DS and trust anchor).
+the MTA-STS policy ids, and the DNSSEC keys of every zone a DNS node serves (their DNSKEY, DS and trust anchor).
 
 Made in memory, once per run and on first use, so that whichever service needs a key
 first (the DNS server publishing a DKIM or TLSA record at stage 30, or the mail node
@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import secrets
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ import dns.name
 import dns.rdatatype
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from lab.model.mtasts import txt_value
 
 DKIM_BITS = 2048
 ECDSAP256SHA256 = 13
@@ -59,6 +62,7 @@ class LabKeys:
     dkim_keys: dict[str, DkimKey] = field(default_factory=dict)
     tls_keys: dict[str, ec.EllipticCurvePrivateKey] = field(default_factory=dict)
     zone_keys: dict[tuple[str, str], ZoneKey] = field(default_factory=dict)
+    sts_ids: dict[str, str] = field(default_factory=dict)
     _pending: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # services of one stage come up side by side, and two of them may want the same key
     # (both DNS servers publish projet.dz's DKIM key): one lock, so each key is made once
@@ -114,6 +118,28 @@ class LabKeys:
                 self.zone_keys[(server, zone)] = _make_zone_key(zone)
             return self.zone_keys[(server, zone)]
 
+    def sts_id(self, domain: str) -> str:
+        """The id of a domain's MTA-STS policy (RFC 8461: 1 to 32 letters and digits): new
+        every run, as a real domain changes it with every new policy."""
+        with self._lock:
+            if domain not in self.sts_ids:
+                stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+                self.sts_ids[domain] = stamp + secrets.token_hex(4)
+            return self.sts_ids[domain]
+
+    def published(self, key: str) -> str | None:
+        """The value of a per-run record if this run made it (the report shows it), else
+        None: never makes a key only to show it."""
+        kind, _, rest = key.partition(":")
+        server, _, zone = rest.partition(":")
+        made = {
+            "dkim": rest in self.dkim_keys,
+            "tlsa": rest in self.tls_keys,
+            "ds": (server, zone) in self.zone_keys,
+            "sts": rest in self.sts_ids,
+        }
+        return self.fill(key) if made.get(kind) else None
+
     def fill(self, key: str) -> str:
         """The value of a record the plan marks as made per run (``Record.key``)."""
         kind, _, rest = key.partition(":")
@@ -121,6 +147,8 @@ class LabKeys:
             return self.dkim(rest).txt
         if kind == "tlsa":
             return self.tlsa(rest)
+        if kind == "sts":
+            return txt_value(self.sts_id(rest))
         if kind == "ds":
             server, _, zone = rest.partition(":")
             return self.zone_key(server, zone).ds

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lab.model import mailconfig, tlspolicy
+from lab.model import mailconfig, mtasts, tlspolicy
 from lab.model.plan import MailHost
 from lab.runtime.node import netns
 from lab.runtime.rundir import STATE_ROOT
@@ -106,6 +106,8 @@ class Postfix(Service):
             "filtering": self.host.filtering,
             "milter": MILTER,
             "dane": self.host.dane,
+            "mta_sts": self.host.mta_sts,
+            "mta_sts_port": mtasts.RESOLVER_PORT,
             "tls_policy": self.host.tls_policy,
             "intermediate_ciphers": ":".join(tlspolicy.INTERMEDIATE_TLS12),
         }

@@ -23,6 +23,7 @@ from lab.services.frr import Frr
 from lab.services.mail import Dovecot, Postfix
 from lab.services.mailclient import MailClient
 from lab.services.middlebox import StartTlsStrip
+from lab.services.mtasts import StsPolicy, StsResolver
 from lab.services.openvpn import OpenVpn
 from lab.services.rspamd import Rspamd
 from lab.services.ssh import Sshd
@@ -41,6 +42,8 @@ SERVICES: tuple[type[Service], ...] = (
     Kea,  # 40: DHCP servers
     Pebble,  # 42: the lab's ACME CA on acme nodes
     Certbot,  # 45: a node's ACME certificate, before the daemons that serve it
+    StsPolicy,  # 48: a mail domain's MTA-STS policy over HTTPS on its MX (security.mta_sts; ready by the end)
+    StsResolver,  # 48: mta-sts-daemon, the MTA-STS resolver Postfix asks before it relays (ready by the end)
     Postfix,  # 50: mail nodes: MTA and submission
     Dovecot,  # 60: mail nodes: IMAP, POP3, LMTP, SASL
     Fail2ban,  # 70: bans sources of failed logins on mail nodes (security.fail2ban)

@@ -20,8 +20,12 @@ from test_worksheets import WORKSHEETS, run_commands_with_exit
 CATALOGUE = REPO / "docs" / "labs" / "catalogue.yaml"
 LABS = load_catalogue(CATALOGUE) if CATALOGUE.exists() else {}
 SHIPPED = {p.name for p in (REPO / "scenarios").glob("*.yaml")}
-#: Run lines another test runs exactly: the weakened attacks campus is test_trust.py's
-COVERED = {("lab", "run", "scenarios/attacks.yaml", "--topology", "tests/data/good/dmz-attacks-weak.yaml")}
+#: Run lines another test runs exactly: the weakened attacks campus is test_trust.py's,
+#: MTA-STS off is test_mta_sts.py's
+COVERED = {
+    ("lab", "run", "scenarios/attacks.yaml", "--topology", "tests/data/good/dmz-attacks-weak.yaml"),
+    ("lab", "run", "scenarios/mta-sts.yaml", "--topology", "tests/data/good/mta-sts-weak.yaml"),
+}
 #: a plain `lab run scenarios/X.yaml` is what test_scenarios.py runs for every shipped
 #: scenario: only the other Run lines (another topology, an expected failure) run here
 RUNS = sorted(

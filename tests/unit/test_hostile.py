@@ -54,10 +54,14 @@ def normalise(text: str, tmp: Path | None = None) -> str:
     return text.replace(str(tmp), "<tmp>") if tmp else text
 
 
+#: the corpus' groups (tests/data/hostile/make.py says what each holds)
+GROUPS = {"yaml", "size", "enc", "addr", "route", "fw", "proxy", "vpn", "link", "alias", "sts", "scen", "inj"}
+
+
 def test_corpus_is_broad_and_written() -> None:
     assert len(CASES) + len(BIG) >= 100
     groups = {c.split("-")[0] for c in CASES + BIG}
-    assert groups == {"yaml", "size", "enc", "addr", "route", "fw", "proxy", "vpn", "link", "alias", "scen", "inj"}
+    assert groups == GROUPS
     written = {p.stem for p in HOSTILE.glob("*.yaml")}
     assert written == set(CASES), "run: python tests/data/hostile/make.py"
     for name, body in make.CASES.items():

@@ -25,6 +25,8 @@ CTX = {
     "filtering": True,
     "milter": "inet:127.0.0.1:11332",
     "dane": False,
+    "mta_sts": False,
+    "mta_sts_port": 8461,
     "tls_policy": "intermediate",
     "intermediate_ciphers": ":".join(INTERMEDIATE_TLS12),
 }

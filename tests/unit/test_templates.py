@@ -33,6 +33,7 @@ from lab.services.frr import Frr
 from lab.services.mail import VMAIL_GID, VMAIL_UID, Postfix, ssha512
 from lab.services.mailclient import client_context
 from lab.services.middlebox import StartTlsStrip
+from lab.services.mtasts import StsPolicy, StsResolver
 from lab.services.rspamd import Rspamd
 
 # --- contexts: the services' own templates(), on stand-ins for the node and the run --------
@@ -295,8 +296,8 @@ RIP_CONTEXT = frr_context("rip", "frr-ripd.conf.j2")
 
 
 def all_contexts(plan: Plan) -> list[tuple[Path, str, dict[str, Any]]]:
-    # every branch on: filtering, DANE, a validating resolver with its trust anchor
-    mail_ctx = {**postfix_context(plan), "filtering": True, "dane": True}
+    # every branch on: filtering, DANE, MTA-STS, a validating resolver with its trust anchor
+    mail_ctx = {**postfix_context(plan), "filtering": True, "dane": True, "mta_sts": True}
     named_ctx = {
         **named_context(plan),
         "forwards": True,
@@ -306,8 +307,14 @@ def all_contexts(plan: Plan) -> list[tuple[Path, str, dict[str, Any]]]:
     }
     extra = [
         (t.directory, t.name, t.context)
-        for cls in (Rspamd, Clamd, Fail2ban, StartTlsStrip)
+        for cls in (Rspamd, Clamd, Fail2ban, StartTlsStrip, StsPolicy, StsResolver)
         for t in templates_of(plan, cls, "mail").values()
+    ]
+    # the star publishes no MTA-STS policy: give its policy server one site, so every
+    # variable inside the loop is used
+    extra = [
+        (d, n, {**c, "sites": [{"name": "mta-sts.projet.dz"}]} if n == "mta-sts-nginx.conf.j2" else c)
+        for d, n, c in extra
     ]
     return [
         (TEMPLATES, "frr-zebra.conf.j2", ZEBRA_CONTEXT),

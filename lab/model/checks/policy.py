@@ -6,6 +6,7 @@ import ipaddress
 
 from lab.errors import Problem
 from lab.model.checks.context import Ctx
+from lab.model.mtasts import STS_HOST
 from lab.model.policy import ROUTING_ROLES, Routing
 from lab.model.schema import suggest
 from lab.model.topology import DOMAIN_RE, USER_RE
@@ -227,6 +228,8 @@ def security(c: Ctx) -> list[Problem]:
                 "add 'dnssec: true' to security, or use MTA-STS instead",
             )
         )
+    if sec.mta_sts:
+        out += _mta_sts(c)
     if sec.dnssec and "dns" not in roles:
         out.append(c.p(("security", "dnssec"), "dnssec: the topology has no DNS node to sign its zones"))
     for key in ("filtering", "fail2ban"):
@@ -239,6 +242,39 @@ def security(c: Ctx) -> list[Problem]:
                     ("nodes", name, "middlebox"),
                     f"'{name}' is a {node.role}: a middlebox runs on a router on the path",
                     "put it on a router: " + (", ".join(n for n, v in t.nodes.items() if v.role == "router") or "none"),
+                )
+            )
+    return out
+
+
+def _mta_sts(c: Ctx) -> list[Problem]:
+    """MTA-STS rests on DNS (the _mta-sts record) and on an HTTPS host named mta-sts.<domain>:
+    the MX serves it on 443, so that name and port must be free there."""
+    t, out = c.t, []
+    where = ("security", "mta_sts")
+    if not t.domains:
+        out.append(c.p(where, "mta_sts: the topology has no mail domain to publish a policy for"))
+    if not any(v.role == "dns" for v in t.nodes.values()):
+        out.append(c.p(where, "mta_sts: the topology has no DNS node to publish the _mta-sts record"))
+    for name, node in t.nodes.items():
+        taken = [a for a in node.aliases if a == STS_HOST]
+        if name == STS_HOST or taken:
+            key: PathKey = ("nodes", name) if name == STS_HOST else ("nodes", name, "aliases")
+            out.append(
+                c.p(
+                    key,
+                    f"the name '{STS_HOST}' is the host of the MTA-STS policy (security.mta_sts)",
+                    "rename the node or drop the alias",
+                )
+            )
+    for dom, md in t.domains.items():
+        mx = t.nodes.get(md.mail)
+        if mx is not None and (mx.role == "webmail" or "webmail" in mx.services):
+            out.append(
+                c.p(
+                    ("domains", dom, "mail"),
+                    f"mta_sts: '{md.mail}' serves {dom}'s policy on port 443, which its webmail already uses",
+                    "put the webmail on a node of its own",
                 )
             )
     return out
