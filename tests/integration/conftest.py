@@ -120,3 +120,29 @@ def ctx(star_lab, tmp_path):
     from lab.scenario.steps import Context
 
     return Context(star_lab, star_lab.run_id, tmp_path)
+
+
+_SHIPPED: dict[str, tuple[object, dict, Path]] = {}
+
+
+@pytest.fixture(scope="session")
+def shipped(tmp_path_factory: pytest.TempPathFactory):
+    """``shipped("attacks.yaml")`` -> (result, summary, report dir) of that shipped scenario
+    on its own topology, run once for the whole session: test_shipped_scenario_passes and
+    the tests that look closer at the same run share it (the first to ask pays for it,
+    under its own no_leaks).  The summary is a fresh copy each time."""
+    import copy
+
+    from lab.model.scenario import load_scenario
+    from lab.scenario.runner import run_scenario
+
+    root = tmp_path_factory.mktemp("shipped")
+
+    def get(name: str) -> tuple[object, dict, Path]:
+        if name not in _SHIPPED:
+            result, report = run_scenario(load_scenario(REPO / "scenarios" / name), root / name)
+            _SHIPPED[name] = (result, json.loads((report / "summary.json").read_text()), report)
+        result, summary, report = _SHIPPED[name]
+        return result, copy.deepcopy(summary), report
+
+    return get

@@ -22,8 +22,9 @@ def run(tmp_path, topology: str | None = None):
     return result, summary, {s.name: s for s in result.steps}
 
 
-def test_mta_sts_defers_the_stripped_message_then_verifies(tmp_path, no_leaks):
-    result, summary, steps = run(tmp_path)
+def test_mta_sts_defers_the_stripped_message_then_verifies(shipped, no_leaks):
+    result, summary, _ = shipped("mta-sts.yaml")
+    steps = {s.name: s for s in result.steps}
     assert result.status == "passed", [(s.name, s.message) for s in result.steps if s.status != "passed"]
     assert "TLS is required, but was not offered by host ext-mail" in steps[STRIPPED].message
     why = steps["stripped: the log says why (the policy requires TLS, the middlebox hid it)"].details["lines"]

@@ -38,20 +38,20 @@ def test_direct_web_access_check_fails_when_the_firewall_lets_it_through(tmp_pat
     assert result.status == "failed"
 
 
-def test_proxy_log_and_two_connections(tmp_path, no_leaks):
-    result, summary = run(REPO / "scenarios" / "proxy.yaml", tmp_path)
+def test_proxy_log_and_two_connections(shipped, no_leaks):
+    result, summary, report = shipped("proxy.yaml")
     assert result.status == "passed", [(s["name"], s["message"]) for s in summary["steps"] if s["status"] != "passed"]
     wire = steps(summary, "two connections")[0]["details"]
     assert wire["client_to_proxy"] and wire["proxy_to_server"] and not wire["direct"]
     log = next(a for a in summary["artefacts"] if a["daemon"] == "squid" and a["path"].endswith("access.log"))
-    text = (tmp_path / result.run_id / log["path"]).read_text()
+    text = (report / log["path"]).read_text()
     assert "TCP_TUNNEL/200 " in text and "TCP_DENIED/403 " in text and "TCP_MISS/200 " in text
-    html = (tmp_path / result.run_id / "report.html").read_text()
+    html = (report / "report.html").read_text()
     assert 'id="proxy"' in html and "TCP_TUNNEL" in html
 
 
-def test_tunnels_down_nothing_leaks(tmp_path, no_leaks):
-    result, summary = run(REPO / "scenarios" / "vpn.yaml", tmp_path)
+def test_tunnels_down_nothing_leaks(shipped, no_leaks):
+    result, summary, _ = shipped("vpn.yaml")
     assert result.status == "passed", [(s["name"], s["message"]) for s in summary["steps"] if s["status"] != "passed"]
     down = steps(summary, "tunnel down")
     assert len(down) == 3 and all(s["status"] == "passed" for s in down)
@@ -62,8 +62,8 @@ def test_tunnels_down_nothing_leaks(tmp_path, no_leaks):
     assert any(c["link"].endswith("-vpn0") for c in summary["captures"])
 
 
-def test_wan_delays_by_a_named_mechanism(tmp_path, no_leaks):
-    result, summary = run(REPO / "scenarios" / "wan.yaml", tmp_path)
+def test_wan_delays_by_a_named_mechanism(shipped, no_leaks):
+    result, summary, _ = shipped("wan.yaml")
     rtts = [s for s in summary["steps"] if s["kind"] == "rtt"]
     assert len(rtts) == 3 and all(s["status"] == "passed" for s in rtts), [s["message"] for s in rtts]
     assert {s["details"]["expected_ms"] for s in rtts} == {6.0, 20.0, 80.0}

@@ -21,8 +21,8 @@ def run(path, tmp_path):
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_scenario_passes(name, tmp_path, no_leaks):
-    result, summary = run(REPO / "scenarios" / name, tmp_path)
+def test_shipped_scenario_passes(name, shipped, no_leaks):
+    result, summary, _ = shipped(name)
     bad = [(s.index, s.name, s.message) for s in result.steps if s.status != "passed"]
     assert not result.error and not bad, (result.error, bad)
     for c in summary["captures"]:
@@ -33,9 +33,9 @@ def by_name(summary, needle):
     return [s for s in summary["steps"] if needle in s["name"]]
 
 
-def test_dmz_details(tmp_path, no_leaks):
+def test_dmz_details(shipped, no_leaks):
     """The DMZ campus: firewall matrix both ways, NAT seen on the wire, mail both ways."""
-    result, summary = run(REPO / "scenarios" / "dmz.yaml", tmp_path)
+    result, summary, _ = shipped("dmz.yaml")
     assert result.status == "passed", [(s.name, s.message) for s in result.steps if s.status != "passed"]
     probes = {
         (s["details"]["target"], s["details"]["port"]): s["details"]["state"]

@@ -22,8 +22,8 @@ def step(summary, needle):
     return found[0]
 
 
-def test_seed_walks_chapter_three(tmp_path, no_leaks):
-    result, summary, report = run(REPO / "scenarios" / "seed.yaml", tmp_path)
+def test_seed_walks_chapter_three(shipped, no_leaks):
+    result, summary, report = shipped("seed.yaml")
     bad = [(s.index, s.name, s.message) for s in result.steps if s.status != "passed"]
     assert result.status == "passed", bad
     # every component of the thesis's server is named in the summary
@@ -51,8 +51,8 @@ def test_seed_walks_chapter_three(tmp_path, no_leaks):
     assert step(summary, "alice@projet.dz's calendar")["details"]["event"]["attendees"] == {"bob@projet.dz": "ACCEPTED"}
 
 
-def test_forced_renewal_puts_a_new_serial_on_every_port(tmp_path, no_leaks):
-    result, summary, _ = run(REPO / "scenarios" / "acme.yaml", tmp_path)
+def test_forced_renewal_puts_a_new_serial_on_every_port(shipped, no_leaks):
+    result, summary, _ = shipped("acme.yaml")
     assert result.status == "passed", [(s.name, s.message) for s in result.steps if s.status != "passed"]
     renewed = step(summary, "forced renewal")["details"]
     old = {p: r["certificate"]["serial"] for p, r in renewed["before"].items()}
@@ -64,8 +64,8 @@ def test_forced_renewal_puts_a_new_serial_on_every_port(tmp_path, no_leaks):
     assert set(new.values()) <= serials, (new, serials)
 
 
-def test_bad_certificates_are_refused_with_the_reason(tmp_path, no_leaks):
-    result, summary, _ = run(REPO / "scenarios" / "certs.yaml", tmp_path)
+def test_bad_certificates_are_refused_with_the_reason(shipped, no_leaks):
+    result, summary, _ = shipped("certs.yaml")
     assert result.status == "passed", [(s.name, s.message) for s in result.steps if s.status != "passed"]
     reasons = {
         s["details"]["server"] + f":{s['details']['port']}": s["details"]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from lab.model import scenario as S
 from lab.model.scenario import load_scenario
-from lab.scenario.runner import run_scenario
 from lab.scenario.steps import ACTIONS
 
 from .conftest import REPO, footprint
@@ -21,9 +20,9 @@ from .conftest import REPO, footprint
 LAB = [sys.executable, "-m", "lab.cli"]
 
 
-def test_default_scenario_passes_and_leaves_nothing(tmp_path, no_leaks):
+def test_default_scenario_passes_and_leaves_nothing(shipped, no_leaks):
     scn = load_scenario(REPO / "scenarios" / "star.yaml")
-    result, report = run_scenario(scn, tmp_path)
+    result, _summary, report = shipped("star.yaml")
     failed = [(s.name, s.message) for s in result.steps if s.status != "passed"]
     assert result.error == "" and not failed, (result.error, failed)
     assert result.status == "passed"

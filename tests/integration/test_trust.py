@@ -21,6 +21,12 @@ def run(scenario: str, tmp_path, topology: str | None = None):
     return result, summary, {s.name: s for s in result.steps}
 
 
+def closer(shipped, scenario: str):
+    """The session's run of a shipped scenario (test_scenarios.py checks it passes)."""
+    result, summary, _ = shipped(scenario)
+    return result, summary, {s.name: s for s in result.steps}
+
+
 def test_authenticity_fails_without_filtering(tmp_path, no_leaks):
     _, _, steps = run("authenticity.yaml", tmp_path, "dmz-unfiltered.yaml")
     why = {name: s.message for name, s in steps.items() if s.status == "failed"}
@@ -44,20 +50,21 @@ def test_authenticity_fails_without_filtering(tmp_path, no_leaks):
     assert steps["alice writes to carol at the partner (signed by projet.dz)"].status == "passed"
 
 
-def test_authenticity_details(tmp_path, no_leaks):
-    result, _, steps = run("authenticity.yaml", tmp_path)
+def test_authenticity_details(shipped, no_leaks):
+    result, _, steps = closer(shipped, "authenticity.yaml")
+    report_dir = shipped("authenticity.yaml")[2]
     assert result.status == "passed", [(s.name, s.message) for s in result.steps if s.status != "passed"]
     assert "Gtube pattern" in steps["the GTUBE test spam is refused at SMTP time"].message
     assert (
         "Lab.Eicar.NDB.UNOFFICIAL"
         in steps["the EICAR test virus is refused at SMTP time (ClamAV, the lab's own signatures)"].message
     )
-    report = (tmp_path / result.run_id / "report.html").read_text()
+    report = (report_dir / "report.html").read_text()
     assert "rspamd: no action" in report and "DMARC pass, DKIM pass, SPF pass" in report  # the milter's verdict
 
 
-def test_tls_policy_scanner_verdict(tmp_path, no_leaks):
-    result, _, steps = run("tls-policy.yaml", tmp_path)
+def test_tls_policy_scanner_verdict(shipped, no_leaks):
+    result, _, steps = closer(shipped, "tls-policy.yaml")
     assert result.status == "passed", [(s.name, s.message) for s in result.steps if s.status != "passed"]
     ports = steps["sslscan: the intermediate profile holds where TLS is required"].details["ports"]
     assert set(ports) == {"465", "587", "993", "995"}
@@ -102,8 +109,8 @@ def test_attacks_fail_against_the_weakened_campus(tmp_path, no_leaks):
     assert steps["a real user on the campus still logs in"].status == "passed"
 
 
-def test_attacks_details(tmp_path, no_leaks):
-    result, summary, steps = run("attacks.yaml", tmp_path)
+def test_attacks_details(shipped, no_leaks):
+    result, summary, steps = closer(shipped, "attacks.yaml")
     assert result.status == "passed", [(s.name, s.message) for s in result.steps if s.status != "passed"]
     ban = steps["password guessing on submission: fail2ban bans mallory after 3 failures"].details
     assert ban["banned"] == ["10.0.0.66"] and ban["rejected"] > 0, ban
