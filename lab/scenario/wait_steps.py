@@ -24,6 +24,13 @@ from lab.services.frr import Frr
 from lab.services.mail import Postfix
 
 Probe = Callable[[], tuple[bool, str]]
+
+
+class Settled(Exception):
+    """Raised by a probe when its condition can no longer come true (a message that left
+    the queue without being deferred): the wait fails at once instead of running out."""
+
+
 CONDITIONS: dict[str, Callable[[Context, S.WaitFor], "Probe | Outcome"]] = {}
 
 
@@ -56,7 +63,11 @@ def wait_for(ctx: Context, s: S.WaitFor) -> Outcome:
             ctx.say(f"waiting for {s.condition} ({now - start:.0f}/{s.timeout:g} s): {seen['last']}")
         return ok
 
-    w = proc.wait_until(check, s.timeout, hold=s.hold, interval=0.02)
+    try:
+        w = proc.wait_until(check, s.timeout, hold=s.hold, interval=0.02)
+    except Settled as exc:
+        waited = time.monotonic() - start
+        return failed(f"never {s.condition}, seen after {waited:.2f} s: {exc}", waited=round(waited, 3))
     if w.ok:
         held = f", held {s.hold:g} s" if s.hold else ""
         return passed(f"after {w.seconds:.2f} s{held}: {seen['last']}", waited=round(w.seconds, 3))
@@ -97,6 +108,9 @@ def _deferred(ctx: Context, s: S.WaitFor) -> Probe | Outcome:
         deferred = [line for line in lines if "status=deferred" in line]
         if deferred:
             return True, deferred[-1].split("status=deferred", 1)[1].strip()
+        if any(line.endswith(": removed") for line in lines):  # it left the queue: no retry to defer
+            done = [line.split(" status=", 1)[1] for line in lines if " status=" in line]
+            raise Settled(f"{node} took it out of its queue ({'; '.join(done) or 'removed'})")
         return False, f"{len(lines)} log line(s), none deferred yet"
 
     return probe
