@@ -161,37 +161,3 @@ def test_the_report_shows_only_values_the_run_made() -> None:
     assert not keys.sts_ids and not keys.tls_keys and not keys.zone_keys and not keys.dkim_keys  # nothing made
     made = keys.fill("sts:projet.dz")
     assert keys.published("sts:projet.dz") == made
-
-
-def test_a_deferred_wait_fails_at_once_when_the_message_left_the_queue(tmp_path: Path) -> None:
-    """A message sent (or bounced) and removed will never be deferred: the wait says so
-    at once instead of running out its timeout (the weakened labs' commonest wait)."""
-    import time
-    from types import SimpleNamespace
-
-    from lab.model.actions import WaitFor
-    from lab.scenario.wait_steps import wait_for
-
-    log = tmp_path / "mail" / "log" / "postfix.log"
-    log.parent.mkdir(parents=True)
-    log.write_text(
-        "Dec 01 17:19:13 mail postfix/cleanup[9060]: 241CC117: message-id=<stripped.r@mail-lab.test>\n"
-        "Dec 01 17:19:13 mail postfix/smtp[9061]: 241CC117: to=<carol@b>, relay=mx.b[198.51.100.10]:25,"
-        " status=sent (250 Ok)\n"
-        "Dec 01 17:19:13 mail postfix/qmgr[9000]: 241CC117: removed\n"
-    )
-    ctx = SimpleNamespace(
-        messages={"stripped": {"message_id": "<stripped.r@mail-lab.test>"}},
-        lab=SimpleNamespace(node=lambda name: SimpleNamespace(dir=tmp_path / name)),
-        say=lambda msg: None,
-    )
-    step = WaitFor(condition="deferred", node="mail", message="stripped", timeout=20)
-    t = time.monotonic()
-    out = wait_for(ctx, step)  # type: ignore[arg-type]
-    assert time.monotonic() - t < 5
-    assert out.status == "failed" and "never deferred" in out.message and "status=sent" not in out.message
-    assert "mail took it out of its queue (sent (250 Ok))" in out.message, out.message
-    # still queued and not deferred yet: it keeps waiting (here until a short timeout)
-    log.write_text(log.read_text().replace("removed", "active"))
-    out = wait_for(ctx, WaitFor(condition="deferred", node="mail", message="stripped", timeout=0.3))  # type: ignore[arg-type]
-    assert out.status == "failed" and "within 0.3 s" in out.message
