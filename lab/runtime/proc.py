@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -37,6 +38,21 @@ def signal_pid(pid: int, sig: int) -> bool:
         return True
     except (ProcessLookupError, PermissionError):
         return False
+
+
+def children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (read from /proc, no process spawned)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(d.name))
+    return out
 
 
 def terminate(pids: Iterable[int], grace: float = 2.0, *, sig: int = signal.SIGTERM) -> list[int]:

@@ -246,7 +246,7 @@ class Rspamd(Service):
             "answer on its milter port and the controller's /ping",
             hint=f"check the config inside the node: rspamadm {' '.join(self._vars())} configtest",
         )
-        for pid in [self.pid or 0, *_children(self.pid or 0)]:
+        for pid in [self.pid or 0, *proc.children(self.pid or 0)]:
             try:
                 os.setpriority(os.PRIO_PROCESS, pid, 0)  # loaded: scan at normal priority
             except OSError:
@@ -254,7 +254,7 @@ class Rspamd(Service):
 
     def stop(self) -> list[int]:
         self.pid = self.pid or read_pid(self.pidfile)
-        workers = _children(self.pid) if self.pid else []
+        workers = proc.children(self.pid) if self.pid else []
         left = super().stop()
         if self.child is not None:
             self.child.poll()  # reap it
@@ -271,18 +271,3 @@ class Rspamd(Service):
 def _suffixes(domains: tuple[str, ...]) -> list[str]:
     """The lab's suffix list, read once for every mail node of a run (the whole list is 230 kB)."""
     return lab_suffixes(PUBLIC_SUFFIXES.read_text(errors="replace"), list(domains))
-
-
-def _children(pid: int) -> list[int]:
-    """The worker processes of rspamd's main process (they exit with it; stragglers are reported)."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(d.name))
-    return out
