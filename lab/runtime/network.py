@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -47,9 +46,7 @@ def hidden_dirs() -> list[str]:
 
 
 def _mininet() -> Any:
-    # mininet.node imports distutils.version; through setuptools' shim that costs 0.2 s
-    # (pkg_resources) on every build: the standard library's is enough
-    os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
+    # SETUPTOOLS_USE_DISTUTILS=stdlib is set by lab/__init__.py, before any import of Mininet
     try:
         import mininet.link
         import mininet.log
