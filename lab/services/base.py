@@ -236,6 +236,12 @@ class Service:
             raise self.fail(f"did not {what} within {timeout:g} s{detail}", hint=hint)
         self.ready_after = time.monotonic() - start
 
+    def listens(self, ip: str, port: int) -> bool:
+        """One readiness probe of a daemon that says nothing first: a TCP connect inside the node."""
+        with netns(self.node.pid):
+            socket.create_connection((ip, port), timeout=1).close()
+        return True
+
     def greets(self, ip: str, port: int, expect: bytes, say: bytes = b"") -> bool:
         """One readiness probe of a TCP daemon inside the node: connect, say ``say`` if the
         protocol waits for the client, and see whether the first answer starts with ``expect``."""

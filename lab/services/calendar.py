@@ -106,7 +106,7 @@ class Radicale(Service):
     def wait_ready(self, timeout: float) -> None:
         users = calendar_users(self.dep.plan, self.node.name)
         if not users:
-            self.poll(lambda: socket.create_connection((self.node.ip, PORT), timeout=1) is not None, timeout, "listen")
+            self.poll(lambda: self.listens(str(self.node.ip), PORT), timeout, f"listen on {PORT}")
             return
         self.poll(lambda: self.propfind(users[0]) == 207, timeout, f"answer PROPFIND with 207 on {PORT} (HTTPS)")
 

@@ -7,13 +7,11 @@ every TCP connection to port 25 crossing the router to it.  Stopping it (a scena
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from pathlib import Path
 
 from lab.model.plan import NodePlan, Plan
-from lab.runtime.node import netns
 from lab.services.base import TEMPLATES, Service, Template
 
 PROXY_PORT = 10025
@@ -46,12 +44,7 @@ class StartTlsStrip(Service):
         self.spawn([sys.executable, "-m", "lab.middlebox", "strip-starttls", str(PROXY_PORT), str(log)])
 
     def wait_ready(self, timeout: float) -> None:
-        def listening() -> bool:
-            with netns(self.node.pid):
-                socket.create_connection(("127.0.0.1", PROXY_PORT), timeout=1).close()
-            return True
-
-        self.poll(listening, timeout, f"listen on port {PROXY_PORT}")
+        self.poll(lambda: self.listens("127.0.0.1", PROXY_PORT), timeout, f"listen on port {PROXY_PORT}")
         self.run_checked(["nft", "-f", str(self.home / "strip-nftables.conf")], "nft -f (the redirect to the proxy)")
 
     def stop(self) -> list[int]:

@@ -141,12 +141,11 @@ class StsResolver(Service):
         self.spawn(argv, env={"SSL_CERT_FILE": str(self.home / "ca.pem")})
 
     def wait_ready(self, timeout: float) -> None:
-        def listening() -> bool:
-            with netns(self.node.pid):
-                socket.create_connection(("127.0.0.1", mtasts.RESOLVER_PORT), timeout=1).close()
-            return True
-
-        self.poll(listening, timeout, f"listen on 127.0.0.1:{mtasts.RESOLVER_PORT}")
+        self.poll(
+            lambda: self.listens("127.0.0.1", mtasts.RESOLVER_PORT),
+            timeout,
+            f"listen on 127.0.0.1:{mtasts.RESOLVER_PORT}",
+        )
 
     def logs(self) -> list[Path]:
         return [self.home / "mta-sts.log"]
