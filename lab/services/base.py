@@ -107,6 +107,9 @@ class Service:
     ready_by: ClassVar[int | None] = None
     #: how long readiness may take (seconds)
     ready_timeout: ClassVar[float] = 20.0
+    #: SIGTERM goes to the daemon's own processes too, at once: a master told alone waits
+    #: for them (Dovecot's a whole second) or may leave a straggler
+    stop_children: ClassVar[bool] = False
     #: the programs it needs on the machine (checked before anything is built)
     commands: ClassVar[tuple[str, ...]] = ()
 
@@ -149,8 +152,12 @@ class Service:
         raise NotImplementedError
 
     def stop(self) -> list[int]:
-        """Stop the daemon; return the pids that survived (teardown reports them)."""
-        left = proc.terminate([self.pid] if self.pid else [], grace=5.0)
+        """Stop the daemon (with its own processes when ``stop_children``); return the pids
+        that survived (teardown reports them)."""
+        pids = [self.pid] if self.pid else []
+        if self.pid and self.stop_children:
+            pids += proc.children(self.pid)
+        left = proc.terminate(pids, grace=5.0)
         if self.child is not None:
             self.child.poll()  # reap it: it is the lab's child
         return left

@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 
 from lab.model import mailconfig, mtasts, tlspolicy
 from lab.model.plan import MailHost
-from lab.runtime import proc
 from lab.runtime.node import netns
 from lab.runtime.rundir import STATE_ROOT
 from lab.services import certs
@@ -233,6 +232,7 @@ class Dovecot(Service):
     commands = ("dovecot", "doveconf")
     stage = 60  # after Postfix: its LMTP and auth sockets live in Postfix's spool
     ready_by: ClassVar[int] = 70  # fail2ban reads its log
+    stop_children = True  # told alone, the master waits a second for them (1.1 s; 0.1 s so)
 
     @property
     def host(self) -> MailHost:
@@ -298,12 +298,8 @@ class Dovecot(Service):
         self.poll(answers, timeout, "greet on IMAPS 993 with its LMTP and auth sockets in place")
 
     def stop(self) -> list[int]:
-        """SIGTERM to the master and its processes at once: told alone, the master waits a
-        second for them before it exits (measured: 1.1 s, and 0.1 s this way)."""
         self.pid = self.pid or read_pid(self.pidfile)
-        if not self.pid:
-            return []
-        return proc.terminate([self.pid, *proc.children(self.pid)], grace=5.0)
+        return super().stop()
 
     def reload(self) -> None:
         """Read the certificate again (after a renewal): ``doveadm reload``."""

@@ -126,6 +126,7 @@ class Rspamd(Service):
     ready_by: ClassVar[int] = 100  # waited for at the end of the bring-up
     ready_timeout = 30.0  # about 0.1 s of CPU, cold; a loaded machine may take a few seconds
     commands = ("rspamd", "rspamadm")
+    stop_children = True  # its workers go with it (they exit with it; stragglers are reported)
 
     @classmethod
     def applies(cls, node: NodePlan, plan: Plan) -> bool:
@@ -254,11 +255,7 @@ class Rspamd(Service):
 
     def stop(self) -> list[int]:
         self.pid = self.pid or read_pid(self.pidfile)
-        workers = proc.children(self.pid) if self.pid else []
-        left = super().stop()
-        if self.child is not None:
-            self.child.poll()  # reap it
-        return left + proc.terminate([w for w in workers if proc.alive(w)], grace=2.0)
+        return super().stop()
 
     def logs(self) -> list[Path]:
         return [self.home / "log" / "rspamd.log"]
