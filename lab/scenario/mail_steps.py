@@ -7,8 +7,12 @@ import time
 from typing import Any
 
 from lab.model import scenario as S
+from lab.runtime import proc
 from lab.scenario.context import Context, Outcome, action, failed, passed
 from lab.scenario.maillog import message_log
+
+#: seconds a log step gives a line it looks for to be written (see log_step)
+LOG_LAG = 2.0
 
 
 @action("send")
@@ -279,7 +283,13 @@ def flush(ctx: Context, s: S.Flush) -> Outcome:
 
 @action("log")
 def log_step(ctx: Context, s: S.Log) -> Outcome:
-    lines = message_log(ctx, s.node, s.message)
+    # a daemon logs an event just after it happens (Postfix's "status=sent" follows the
+    # mailbox file Dovecot wrote): a line that is looked for gets LOG_LAG s to be written
+    def wanted() -> list[str] | None:
+        lines = message_log(ctx, s.node, s.message)
+        return lines if lines and (not s.contains or any(s.contains in line for line in lines)) else None
+
+    lines = proc.wait_until(wanted, LOG_LAG, interval=0.05).value or message_log(ctx, s.node, s.message)
     if not lines:
         return failed(f"{s.node}'s log has no line about message '{s.message}'")
     if s.contains and not any(s.contains in line for line in lines):
